@@ -1,0 +1,52 @@
+"""The one typed settings object, read from ``ANIMEBOT_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_workers() -> int:
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is documented in README.md ("Configuration")."""
+
+    model_config = SettingsConfigDict(env_prefix="ANIMEBOT_", env_file=".env", extra="ignore")
+
+    # Front ends
+    telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
+    telegram_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (local Bot API server).")
+    telegram_base_file_url: str = Field("https://api.telegram.org/file/bot", description="Bot API file base URL.")
+    telegram_webhook_url: str | None = Field(None, description="Public HTTPS URL; when set, webhook mode replaces polling.")
+    telegram_webhook_port: int = Field(8443, description="Local port the webhook listener binds.")
+    discord_token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal; enables Discord.")
+    host: str = Field("127.0.0.1", description="Address the web UI and API bind.")
+    port: int = Field(8080, description="Port of the web UI and API.")
+    api_key: SecretStr | None = Field(None, description="When set, the HTTP API requires it (header X-API-Key).")
+
+    # Engine
+    default_style: str = Field("shinkai", description="Style used when a person names none.")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field("auto", description="Generator precision.")
+    working_size: int = Field(1024, description="Long side (px) images are stylized at.")
+    weights_dir: Path | None = Field(None, description="Where installed weights live (default: user cache dir).")
+    weights_mirror: Path | None = Field(None, description="Folder to pull weights from instead of the internet.")
+
+    # Pool and limits
+    workers: int = Field(default_factory=_default_workers, description="Worker processes (each owns cores/workers threads).")
+    queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
+    per_user_queued: int = Field(3, description="Jobs one person may have waiting at once.")
+    job_timeout: float = Field(120.0, description="Seconds a job may run before it is cancelled.")
+    rate_limit_per_minute: int = Field(10, description="Photos one person may send per minute.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
+    max_pixels: int = Field(50_000_000, description="Largest accepted image, in pixels.")
+    source_cache_items: int = Field(256, description="Source photos kept in memory for re-styling.")
+    source_cache_ttl: float = Field(3600.0, description="Seconds a source photo is kept for re-styling.")
+    allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
+    allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
+    admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")

@@ -1,0 +1,128 @@
+"""What a front end hands the service and what it gets back: the contract between adapters and the pool.
+
+Nothing here imports torch or Pillow: adapters and the web server depend on this module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class JobStage(StrEnum):
+    """Where a job is; the engine's own stages are reported between ``QUEUED`` and ``DONE``."""
+
+    QUEUED = "queued"
+    DECODING = "decoding"
+    FINDING_FACES = "finding_faces"
+    STYLIZING = "stylizing"
+    FINISHING = "finishing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+STAGE_LABELS: dict[JobStage, str] = {
+    JobStage.QUEUED: "Queued",
+    JobStage.DECODING: "Reading the photo",
+    JobStage.FINDING_FACES: "Finding faces",
+    JobStage.STYLIZING: "Stylizing",
+    JobStage.FINISHING: "Finishing",
+    JobStage.DONE: "Done",
+    JobStage.FAILED: "Failed",
+}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One photo to stylize.
+
+    ``user`` identifies the person for fairness and rate limits, namespaced by front end
+    (``"telegram:123"``, ``"discord:456"``, ``"web:127.0.0.1"``).
+    """
+
+    user: str
+    image: bytes
+    style: str
+    strength: float = 1.0
+    faces: bool = True
+    output_format: str | None = None  # "jpeg" | "png" | "webp"; None keeps the input's kind
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A progress event: ``position`` is the 1-based place in the queue while queued."""
+
+    stage: JobStage
+    position: int | None = None
+    fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The stylized image, ready to send."""
+
+    image: bytes
+    mime: str
+    width: int
+    height: int
+    style: str
+    strength: float
+    seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class JobError(Exception):
+    """A job that could not be done; ``message`` is the plain sentence to show the person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QueueFull(JobError):
+    """The queue is at its bound: the person is asked to try again shortly."""
+
+
+class RateLimited(JobError):
+    """This person sent too many photos too quickly."""
+
+
+class JobRejected(JobError):
+    """The input itself is unusable (not an image, too large, unknown style...)."""
+
+
+class JobFailed(JobError):
+    """The job crashed its worker twice, or failed for another internal reason."""
+
+
+class JobTimedOut(JobError):
+    """The job ran past its time limit and was cancelled."""
+
+
+class JobHandle(Protocol):
+    """A submitted job: its place in the queue, its progress, its one outcome."""
+
+    id: str
+
+    @property
+    def position(self) -> int:
+        """1-based position in the queue at submission (0 once running)."""
+        ...
+
+    def progress(self) -> AsyncIterator[JobProgress]:
+        """Progress events, ending after ``DONE`` or ``FAILED``."""
+        ...
+
+    async def result(self) -> JobResult:
+        """The outcome; raises a ``JobError`` subclass on failure."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Anything that runs jobs: the in-process pool today, a Redis-backed queue later."""
+
+    async def submit(self, request: JobRequest) -> JobHandle:
+        """Queue a job; raises ``QueueFull`` or ``RateLimited`` at once when it can't be accepted."""
+        ...
