@@ -1,0 +1,200 @@
+"""The engine: loads each style's generators once per process and stylizes photos with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from animegan.errors import WeightsMissing
+from animegan.faces import FaceDetector
+from animegan.images import decode_image, encode_image, to_tensor, to_uint8
+from animegan.loading import build_generator, converted_path, size_multiple
+from animegan.manifest import ModelFile, Style, default_weights_dir, find_style, list_styles
+from animegan.pipeline import (
+    MAX_OUTPUT_SIDE,
+    ImageFn,
+    StageCallback,
+    Stylized,
+    no_stage_report,
+    stylize_image,
+    target_size,
+    to_generator_range,
+)
+from animegan.precision import Precision, optimize, resolve
+from animegan.tiling import run_tiled
+
+DEFAULT_WORKING_SIZE = 1024
+DEFAULT_MAX_PIXELS = 50_000_000
+TILE_SIZE = 1024
+TILE_OVERLAP = 96
+CALIBRATION_SIDE = 512
+
+
+class Engine:
+    """Everything one process needs to stylize photos; models load lazily and stay loaded.
+
+    Args:
+        weights_dir: installed weights (default: the user cache dir, or ``ANIMEBOT_WEIGHTS_DIR``).
+        precision: "auto" (the fast quantized path), "fp32" (reference), "bf16" or "int8".
+        working_size: long side, in px, photos are stylized at unless a call asks for another size.
+        threads: torch threads of this process (default: torch's choice).
+        min_face_size: faces whose box is smaller than this (px, at working size) are left to the scene model.
+        max_pixels: photos with more pixels are refused before their pixels are decoded.
+        calibration_dir: real photos INT8 quantization is calibrated on (needed for precision "int8" only).
+    """
+
+    def __init__(
+        self,
+        weights_dir: Path | None = None,
+        precision: Precision = "auto",
+        working_size: int = DEFAULT_WORKING_SIZE,
+        threads: int | None = None,
+        min_face_size: int = 40,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        calibration_dir: Path | None = None,
+    ) -> None:
+        self.weights_dir = Path(weights_dir) if weights_dir else default_weights_dir()
+        self.precision: Precision = precision
+        self.working_size = working_size
+        self.max_pixels = max_pixels
+        self.calibration_dir = calibration_dir
+        if threads:
+            torch.set_num_threads(threads)
+        self._detector = FaceDetector(min_face_size=min_face_size)
+        self._generators: dict[str, ImageFn] = {}
+
+    def styles(self) -> list[Style]:
+        """Every style, default first, marked installed or not."""
+        return list_styles(self.weights_dir)
+
+    def style(self, name: str | None) -> Style:
+        """An installed style by name (the default when ``None``); typed errors say how to fix a missing one."""
+        styles = self.styles()
+        chosen = find_style(name, self.weights_dir) if name else styles[0]
+        if not chosen.installed:
+            missing = " ".join(model.name for model in chosen.models)
+            raise WeightsMissing(
+                f"The {chosen.title} style is not installed on this server. Install it with: "
+                f"animebot weights pull {chosen.name}" + ("" if name else f" ({missing})")
+            )
+        return chosen
+
+    def generator(self, model: ModelFile) -> ImageFn:
+        """The [0, 1] -> [0, 1] generator of ``model``, optimized for this precision, tiled for big images."""
+        if model.name not in self._generators:
+            module = build_generator(model, self.weights_dir)
+            key = converted_path(model, self.weights_dir).stem
+            fast = to_generator_range(optimize(module, key, self.precision, self.weights_dir, self._calibration()))
+            multiple = size_multiple(model)
+            self._generators[model.name] = lambda image: run_tiled(
+                fast, image, tile=TILE_SIZE, overlap=TILE_OVERLAP, multiple=multiple
+            )
+        return self._generators[model.name]
+
+    def _calibration(self) -> list[Tensor] | None:
+        """Calibration inputs for INT8: the photos in ``calibration_dir`` at 512 px, in [-1, 1]."""
+        if resolve(self.precision) != "int8":
+            return None
+        photos = sorted(self.calibration_dir.glob("*.jpg")) if self.calibration_dir else []
+        if not photos:
+            raise ValueError("precision int8 needs calibration photos: pass calibration_dir (JPEG files)")
+        images = []
+        for photo in photos:
+            pixels = decode_image(photo.read_bytes()).rgb
+            images.append(to_tensor(_resize_uint8(pixels, target_size(*pixels.shape[:2], CALIBRATION_SIDE))) * 2 - 1)
+        return images
+
+    def load(self, style: str | None = None) -> None:
+        """Load a style's models now rather than on the first photo."""
+        chosen = self.style(style)
+        for model in chosen.models:
+            self.generator(model)
+
+    def stylize(
+        self,
+        image: Tensor,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        report: StageCallback = no_stage_report,
+    ) -> tuple[Tensor, int]:
+        """Stylize an RGB (1, 3, H, W) [0, 1] tensor at its own size; returns the image and the faces painted."""
+        chosen = self.style(style)
+        scene = self.generator(chosen.scene_model)
+        face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None
+        found = []
+        if face_model is not None and strength > 0:
+            report("finding_faces", 0.0)
+            found = self._detector.detect(image)
+        result = stylize_image(
+            image, scene, faces=found, face_model=face_model, finish=chosen.finish, strength=strength, report=report
+        )
+        return result, len(found)
+
+    def stylize_bytes(
+        self,
+        data: bytes,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        output_format: str | None = None,
+        size: int | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> Stylized:
+        """Bytes of a photo in, bytes of its anime picture out; the entry point of every front end.
+
+        ``size`` is the output's long side (default: the working size, at most 4096); photos are never enlarged
+        beyond their own size except tiny ones. Raises ``AnimeganError`` subclasses with a plain message.
+        """
+        report = on_stage or no_stage_report
+        self.style(style)  # fail fast on an unknown or missing style, before decoding
+        report("decoding", 0.0)
+        decoded = decode_image(data, max_pixels=self.max_pixels)
+        long_side = min(size or self.working_size, MAX_OUTPUT_SIDE)
+        height, width = target_size(*decoded.rgb.shape[:2], long_side)
+        rgb = _resize_uint8(decoded.rgb, (height, width))
+        alpha = None if decoded.alpha is None else _resize_uint8(decoded.alpha, (height, width))
+        result, face_count = self.stylize(to_tensor(rgb), style, strength, faces, report)
+        report("finishing", 0.5)
+        encoded, mime = encode_image(to_uint8(result), alpha, output_format)
+        report("finishing", 1.0)
+        return Stylized(encoded, mime, width, height, decoded.notes, face_count)
+
+
+def _resize_uint8(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W) or (H, W, 3) uint8 pixels with Pillow (cheap on memory, even for 24-megapixel photos)."""
+    if pixels.shape[:2] == size:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.LANCZOS))
+
+
+def load(style: str | None = None, **engine_options: object) -> "Stylizer":
+    """A ready stylizer for one style: ``animegan.load("shinkai")(photo)``; see ``Stylizer``."""
+    engine = Engine(**engine_options)  # type: ignore[arg-type]
+    chosen = engine.style(style)
+    engine.load(chosen.name)
+    return Stylizer(engine, chosen.name)
+
+
+class Stylizer:
+    """A callable for other programs: PIL image, numpy (H, W, 3) uint8 or bytes in, the same kind out."""
+
+    def __init__(self, engine: Engine, style: str) -> None:
+        self.engine = engine
+        self.style = style
+
+    def __call__(
+        self, photo: Image.Image | np.ndarray | bytes, strength: float = 1.0, faces: bool = True
+    ) -> Image.Image | np.ndarray | bytes:
+        if isinstance(photo, bytes):
+            return self.engine.stylize_bytes(photo, self.style, strength, faces).data
+        pixels = np.asarray(photo.convert("RGB")) if isinstance(photo, Image.Image) else photo
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(f"expected RGB pixels of shape (H, W, 3) and dtype uint8, got {pixels.shape} {pixels.dtype}")
+        result, _ = self.engine.stylize(to_tensor(pixels), self.style, strength, faces)
+        out = to_uint8(result)
+        return Image.fromarray(out) if isinstance(photo, Image.Image) else out

@@ -1,0 +1,121 @@
+"""The fast path: the PyTorch generator compiled by OpenVINO for this CPU, in bf16 or INT8; fp32 eager as reference.
+
+Converting a module costs tens of seconds, so the converted model (OpenVINO IR) is cached on disk keyed by the
+weights' sha256, the precision and the OpenVINO version; later starts read it in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from animegan.tiling import ImageFn
+
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
+COMPILED_DIR = "compiled"
+EXAMPLE_SIDE = 256
+log = logging.getLogger(__name__)
+
+
+def bf16_supported() -> bool:
+    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve(precision: Precision) -> str:
+    """"auto" is the bf16 OpenVINO path (which computes in fp32 on CPUs without native bf16)."""
+    return "bf16" if precision == "auto" else precision
+
+
+def fp32_runner(module: nn.Module) -> ImageFn:
+    """Eager PyTorch fp32: the reference every other precision is measured against."""
+
+    @torch.inference_mode()
+    def run(image: Tensor) -> Tensor:
+        return module(image)
+
+    return run
+
+
+def _convert(module: nn.Module, calibration: list[Tensor] | None) -> object:
+    """OpenVINO model of ``module`` with dynamic H and W; INT8-quantized on ``calibration`` when given."""
+    import openvino as ov
+
+    example = torch.zeros(1, 3, EXAMPLE_SIDE, EXAMPLE_SIDE)
+    # Tracing warns about the input-shape checks in forward(); they guard eager use and are not part of the graph.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        model = ov.convert_model(module, example_input=example, input=[ov.PartialShape([1, 3, -1, -1])])
+    if calibration:
+        import nncf
+
+        data = nncf.Dataset(calibration, lambda image: image.numpy())
+        model = nncf.quantize(model, data, subset_size=len(calibration))
+    return model
+
+
+def ir_path(cache_dir: Path, model_key: str, precision: str) -> Path:
+    """Where the converted model of ``model_key`` (name + sha) is cached for ``precision``."""
+    import openvino as ov
+
+    version = ov.get_version().split("-")[0]
+    weights_kind = "int8" if precision == "int8" else "fp32"
+    return cache_dir / COMPILED_DIR / f"{model_key}-{weights_kind}-ov{version}.xml"
+
+
+def openvino_runner(
+    module: nn.Module, model_key: str, precision: str, cache_dir: Path, calibration: list[Tensor] | None = None
+) -> ImageFn:
+    """``module`` compiled by OpenVINO: bf16 maths on CPUs that have it, INT8 convs when ``precision`` is int8."""
+    import openvino as ov
+
+    path = ir_path(cache_dir, model_key, precision)
+    core = ov.Core()
+    if path.is_file():
+        model = core.read_model(path)
+    else:
+        log.info("converting %s for OpenVINO (%s); cached in %s", model_key, precision, path)
+        model = _convert(module, calibration if precision == "int8" else None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.stem + ".part.xml")
+        ov.save_model(model, partial, compress_to_fp16=False)
+        partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
+        partial.replace(path)
+    hint = "bf16" if precision in ("bf16", "int8") and bf16_supported() else "f32"
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": hint,
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    request = compiled.create_infer_request()
+
+    def run(image: Tensor) -> Tensor:
+        output = request.infer({0: np.ascontiguousarray(image.numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(np.array(output, dtype=np.float32))
+
+    return run
+
+
+def optimize(
+    module: nn.Module,
+    model_key: str,
+    precision: Precision,
+    cache_dir: Path,
+    calibration: list[Tensor] | None = None,
+) -> ImageFn:
+    """A runner of ``module`` ([-1, 1] in and out, (1, 3, H, W)) at ``precision``.
+
+    "fp32" is eager PyTorch; "auto" is OpenVINO with bf16 maths where the CPU has it; "int8" needs
+    ``calibration`` images ((1, 3, H, W) in [-1, 1]).
+    """
+    chosen = resolve(precision)
+    if chosen == "fp32":
+        return fp32_runner(module)
+    return openvino_runner(module, model_key, chosen, cache_dir, calibration)
