@@ -29,8 +29,8 @@ from animegan.tiling import run_tiled
 
 DEFAULT_WORKING_SIZE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000
-TILE_SIZE = 1024
-TILE_OVERLAP = 96
+TILE_SIZE = 512
+TILE_OVERLAP = 64
 CALIBRATION_SIDE = 512
 
 
@@ -153,8 +153,8 @@ class Engine:
         report = on_stage or no_stage_report
         self.style(style)  # fail fast on an unknown or missing style, before decoding
         report("decoding", 0.0)
-        decoded = decode_image(data, max_pixels=self.max_pixels)
         long_side = min(size or self.working_size, MAX_OUTPUT_SIDE)
+        decoded = decode_image(data, max_pixels=self.max_pixels, min_side=long_side)
         height, width = target_size(*decoded.rgb.shape[:2], long_side)
         rgb = _resize_uint8(decoded.rgb, (height, width))
         alpha = None if decoded.alpha is None else _resize_uint8(decoded.alpha, (height, width))

@@ -58,6 +58,7 @@ MIME_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 FORMAT_ALIASES = {"jpg": "jpeg"}
 
 pillow_heif.register_heif_opener()
+REDUCIBLE_MODES = frozenset({"RGB", "RGBA", "L", "LA"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ class DecodedImage:
         return int(self.rgb.shape[0])
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None, min_side: int | None = None
+) -> DecodedImage:
     """Decode an uploaded image to sRGB, whatever its format, orientation, colour profile or bit depth.
 
     EXIF orientation is applied; an ICC profile is converted to sRGB; CMYK, 16-bit, palette, grey and 1-bit images
@@ -98,6 +101,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: i
         data: the file's bytes.
         max_pixels: largest width * height accepted.
         max_bytes: largest file accepted, or None for no limit.
+        min_side: when set, a big image may be decoded at a reduced scale whose long side is still at least this
+            (JPEG DCT scaling, else integer pixel binning): a 24-megapixel photo then never exists at full size.
 
     Returns:
         the decoded image.
@@ -120,7 +125,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: i
             _check_pixel_count(image.width * image.height, max_pixels)
             source_format = FORMAT_NAMES.get(image.format or "", image.format or "unknown")
             frame_note = _frame_note(image)
+            if min_side is not None:
+                _draft(image, min_side)
             image.load()
+            if min_side is not None:
+                image = _reduce(image, min_side)
             rgb, alpha, colour_notes = _to_srgb(image)
     except AnimeganError:
         raise
@@ -251,6 +260,24 @@ def _frame_note(image: Image.Image) -> str | None:
     if not getattr(image, "is_animated", False) or image.format == "MPO":
         return None
     return ANIMATED_NOTE if image.format in ANIMATED_FORMATS else SEVERAL_PICTURES_NOTE
+
+
+def _draft(image: Image.Image, min_side: int) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) whose long side stays >= ``min_side``."""
+    longest = max(image.size)
+    if image.format == "JPEG" and longest > min_side:
+        image.draft(image.mode, (image.width * min_side // longest, image.height * min_side // longest))
+
+
+def _reduce(image: Image.Image, min_side: int) -> Image.Image:
+    """Bin pixels by the largest integer factor that keeps the long side >= ``min_side`` (modes Pillow can bin)."""
+    factor = max(image.size) // min_side
+    if factor < 2 or image.mode not in REDUCIBLE_MODES:
+        return image
+    reduced = image.reduce(factor)
+    reduced.info = image.info  # keeps the ICC profile and EXIF orientation
+    reduced.format = image.format
+    return reduced
 
 
 def _to_srgb(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, list[str]]:

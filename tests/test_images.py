@@ -399,3 +399,20 @@ def test_corrupted_files_raise_only_our_errors(fmt: str, data: st.DataObject) ->
     for _ in range(data.draw(st.integers(1, 8))):
         damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
     decode_or_our_error(bytes(damaged))
+
+
+def test_big_photo_is_decoded_at_a_reduced_scale_that_still_covers_min_side() -> None:
+    import io
+
+    from PIL import Image
+
+    from animegan.images import decode_image
+
+    for fmt in ("JPEG", "PNG"):
+        buffer = io.BytesIO()
+        Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(buffer, fmt)
+        full = decode_image(buffer.getvalue())
+        reduced = decode_image(buffer.getvalue(), min_side=900)
+        assert full.rgb.shape == (3000, 4000, 3)
+        assert 900 <= max(reduced.rgb.shape) <= 2000, (fmt, reduced.rgb.shape)
+        assert abs(reduced.rgb.shape[1] / reduced.rgb.shape[0] - 4 / 3) < 0.01
