@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     working_size: int = Field(1024, description="Long side (px) images are stylized at.")
     weights_dir: Path | None = Field(None, description="Where installed weights live (default: user cache dir).")
     weights_mirror: Path | None = Field(None, description="Folder to pull weights from instead of the internet.")
+    engine_factory: str = Field(
+        "animegan:Engine", description="Import path (module:callable) each worker builds its engine with."
+    )
+    examples_dir: Path = Field(
+        Path(__file__).resolve().parents[1] / "examples", description="Example photos shown in the web gallery."
+    )
 
     # Pool and limits
     workers: int = Field(default_factory=_default_workers, description="Worker processes (each owns cores/workers threads).")
@@ -47,6 +53,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(50_000_000, description="Largest accepted image, in pixels.")
     source_cache_items: int = Field(256, description="Source photos kept in memory for re-styling.")
     source_cache_ttl: float = Field(3600.0, description="Seconds a source photo is kept for re-styling.")
+    source_cache_bytes: int = Field(256 * 1024 * 1024, description="Most bytes of source photos kept in memory.")
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")

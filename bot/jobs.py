@@ -86,7 +86,11 @@ class QueueFull(JobError):
 
 
 class RateLimited(JobError):
-    """This person sent too many photos too quickly."""
+    """This person sent too many photos too quickly; ``retry_after`` is the wait in seconds, when known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class JobRejected(JobError):

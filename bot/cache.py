@@ -1,0 +1,62 @@
+"""Source photos kept in memory for a while, so a button press can re-style a reply without a new upload."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+from cachetools import TTLCache
+
+Clock = Callable[[], float]
+
+KEY_BYTES = 9  # 72 random bits -> 12 URL-safe characters, small enough for Telegram's 64-byte callback data
+
+
+class SourceCache:
+    """A bounded time-to-live, least-recently-used store of photo bytes under short random keys.
+
+    Bounded three ways: ``max_items`` photos, ``max_bytes`` bytes in all (when given) and ``ttl`` seconds per
+    photo; the least recently used photo goes first when full. Nothing is written to disk. A photo larger than the
+    whole byte budget is not kept (its key then reads as expired).
+
+    Args:
+        max_items: most photos kept at once (>= 1).
+        ttl: seconds a photo is kept after it was stored.
+        max_bytes: most bytes kept in all, or ``None`` for no byte bound.
+        clock: monotonic seconds; injectable so tests can move time.
+    """
+
+    def __init__(self, max_items: int, ttl: float, max_bytes: int | None = None, clock: Clock = time.monotonic) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        budget = max_bytes if max_bytes is not None else max_items
+        size: Callable[[bytes], int] | None = len if max_bytes is not None else None
+        self._photos: TTLCache[str, bytes] = TTLCache(budget, ttl, timer=clock, getsizeof=size)
+
+    def put(self, image: bytes) -> str:
+        """Keep ``image``; returns its key (12 ASCII characters: letters, digits, ``-`` and ``_``)."""
+        key = secrets.token_urlsafe(KEY_BYTES)
+        if self.max_bytes is not None and len(image) > self.max_bytes:
+            return key
+        self._photos[key] = image
+        while len(self._photos) > self.max_items:
+            self._photos.popitem()
+        return key
+
+    def get(self, key: str) -> bytes | None:
+        """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
+        return self._photos.get(key)
+
+    def __len__(self) -> int:
+        """Photos held now (expired ones are dropped first)."""
+        self._photos.expire()
+        return len(self._photos)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held now (expired photos dropped first)."""
+        self._photos.expire()
+        return sum(len(image) for image in self._photos.values())

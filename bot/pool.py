@@ -1,0 +1,683 @@
+"""The inference pool: worker processes that each load the engine once, fed fairly from one bounded queue.
+
+Jobs come in from asyncio (``submit``) and wait in a queue that is served round-robin over people; whenever a
+worker is idle the next job goes to it. Each worker is a spawned process talking over a pipe: a job goes in,
+progress stages and then exactly one outcome come back. A worker that dies is replaced and its job tried once
+more; a job that runs too long has its worker killed and replaced. ``InferencePool`` is a ``JobQueue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import pkgutil
+import secrets
+import signal
+import threading
+import time
+import traceback
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from animegan.errors import AnimeganError
+from bot.jobs import (
+    JobError,
+    JobFailed,
+    JobProgress,
+    JobRejected,
+    JobRequest,
+    JobResult,
+    JobStage,
+    JobTimedOut,
+    QueueFull,
+)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENGINE_FACTORY = "animegan:Engine"
+MAX_ATTEMPTS = 2  # a job whose worker dies is tried once more on a fresh worker
+WORKER_START_TIMEOUT = 180.0  # importing torch and building the engine on a busy 2-core box can be slow
+WORKER_STOP_TIMEOUT = 5.0
+RESPAWN_FIRST_DELAY = 1.0
+RESPAWN_MAX_DELAY = 60.0
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
+TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
+
+BUSY_MESSAGE = "The bot is busy right now. Please try again in a minute."
+CRASH_MESSAGE = "Sorry, something went wrong while drawing your picture. Please try again."
+TIMEOUT_MESSAGE = "Your picture took too long to draw, so it was stopped. Please try again with a smaller photo."
+SHUTDOWN_MESSAGE = "The bot is restarting. Please send your photo again in a minute."
+
+# Messages on a worker's pipe: tuples tagged by their first item.
+READY, STAGE, DONE, REJECTED, ERROR, FATAL = "ready", "stage", "done", "rejected", "error", "fatal"
+GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / the job ran out of time
+Message = tuple[Any, ...]
+
+T = TypeVar("T")
+
+
+def person_busy_message(waiting: int) -> str:
+    """The plain sentence for a person who already has ``waiting`` photos in the queue."""
+    photos = "photo" if waiting == 1 else "photos"
+    return f"You already have {waiting} {photos} waiting. Please wait for them to finish, then send more."
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects affinity masks and container cpusets)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How many workers, how long the queue, and how each worker builds its engine.
+
+    ``engine_factory`` is an import path ("module:callable") called once per worker with ``engine_options``;
+    the object it returns must have ``stylize_bytes`` (see ``animegan.Engine``), and if it has ``load()`` that is
+    called once at start to load the default style before the worker reports ready.
+    """
+
+    workers: int = 1
+    queue_size: int = 32
+    per_user_queued: int = 3
+    job_timeout: float = 120.0
+    threads: int = 1
+    engine_factory: str = DEFAULT_ENGINE_FACTORY
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, cores: int | None = None) -> PoolConfig:
+        """The pool of ``settings``: each worker owns ``cores // workers`` threads (at least one)."""
+        threads = max(1, (cores or available_cores()) // settings.workers)
+        options = {
+            "weights_dir": settings.weights_dir,
+            "precision": settings.precision,
+            "working_size": settings.working_size,
+            "threads": threads,
+            "max_pixels": settings.max_pixels,
+        }
+        return cls(
+            workers=settings.workers,
+            queue_size=settings.queue_size,
+            per_user_queued=settings.per_user_queued,
+            job_timeout=settings.job_timeout,
+            threads=threads,
+            engine_factory=settings.engine_factory,
+            engine_options=options,
+        )
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process could not build its engine (bad factory path, broken install...)."""
+
+
+# --- the worker process ---------------------------------------------------------------------------------------
+
+
+def run_worker(factory: str, options: Mapping[str, Any], threads: int, conn: Connection) -> None:
+    """Entry point of a worker process: build the engine once, then stylize each job ``conn`` brings.
+
+    Receives ``(job_id, JobRequest)`` tuples, or ``None`` to stop. Sends ``(READY, pid)`` once the engine is
+    built (or ``(FATAL, traceback)``), then per job any number of ``(STAGE, job_id, stage, fraction)`` and one of
+    ``(DONE, job_id, (data, mime, width, height, notes))``, ``(REJECTED, job_id, message)`` or
+    ``(ERROR, job_id, traceback)``.
+    """
+    for name in THREAD_ENV_VARS:  # before the factory imports torch, so its thread pools are sized once
+        os.environ[name] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us itself
+    try:
+        engine = pkgutil.resolve_name(factory)(**options)
+        warm_up = getattr(engine, "load", None)
+        if callable(warm_up):  # load the default style now, so the first person does not wait for it
+            with contextlib.suppress(AnimeganError):  # its weights may be missing: jobs will say so plainly
+                warm_up()
+    except BaseException:
+        conn.send((FATAL, traceback.format_exc()))
+        return
+    conn.send((READY, os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the parent went away
+            return
+        if job is None:
+            return
+        job_id, request = job
+        conn.send(_stylize(engine, job_id, request, conn))
+
+
+def _stylize(engine: Any, job_id: str, request: JobRequest, conn: Connection) -> Message:
+    def report(stage: str, fraction: float) -> None:
+        conn.send((STAGE, job_id, stage, fraction))
+
+    try:
+        out = engine.stylize_bytes(
+            request.image,
+            request.style,
+            strength=request.strength,
+            faces=request.faces,
+            output_format=request.output_format,
+            on_stage=report,
+        )
+    except AnimeganError as error:
+        return (REJECTED, job_id, error.message)
+    except Exception:
+        return (ERROR, job_id, traceback.format_exc())
+    # Plain values only: unpickling the engine's own result type would import the engine here.
+    return (DONE, job_id, (out.data, out.mime, out.width, out.height, tuple(out.notes)))
+
+
+# --- the queue ------------------------------------------------------------------------------------------------
+
+
+class FairQueue(Generic[T]):
+    """Waiting items served round-robin over people: one item of each person in turn, in order of arrival.
+
+    Retried items (``push_urgent``) go before everything else. Pure data structure: no asyncio, no clocks.
+    """
+
+    def __init__(self) -> None:
+        self._urgent: deque[T] = deque()
+        self._by_user: OrderedDict[str, deque[T]] = OrderedDict()  # key order is the rotation
+
+    def __len__(self) -> int:
+        return len(self._urgent) + sum(len(items) for items in self._by_user.values())
+
+    def waiting(self, user: str) -> int:
+        """Items of ``user`` waiting (retries not counted)."""
+        return len(self._by_user.get(user, ()))
+
+    def push(self, user: str, item: T) -> None:
+        """Queue ``item`` behind ``user``'s earlier items; a person new to the queue joins the end of the turn."""
+        self._by_user.setdefault(user, deque()).append(item)
+
+    def push_urgent(self, item: T) -> None:
+        """Queue ``item`` ahead of every person's items."""
+        self._urgent.append(item)
+
+    def pop(self) -> T:
+        """The next item; raises ``IndexError`` when empty."""
+        if self._urgent:
+            return self._urgent.popleft()
+        if not self._by_user:
+            raise IndexError("pop from an empty FairQueue")
+        user, items = next(iter(self._by_user.items()))
+        item = items.popleft()
+        if items:
+            self._by_user.move_to_end(user)
+        else:
+            del self._by_user[user]
+        return item
+
+    def order(self) -> list[T]:
+        """Every waiting item, in the order ``pop`` would return them if nothing new arrived."""
+        rounds = max((len(items) for items in self._by_user.values()), default=0)
+        ordered = list(self._urgent)
+        for turn in range(rounds):
+            ordered.extend(items[turn] for items in self._by_user.values() if len(items) > turn)
+        return ordered
+
+    def clear(self) -> list[T]:
+        """Remove and return every waiting item, in order."""
+        items = self.order()
+        self._urgent.clear()
+        self._by_user.clear()
+        return items
+
+
+# --- one job, as the front ends see it ------------------------------------------------------------------------
+
+
+class PoolJob:
+    """A job accepted by the pool; a ``JobHandle``. Methods starting with ``_`` belong to the pool."""
+
+    def __init__(self, request: JobRequest) -> None:
+        self.id = secrets.token_hex(6)
+        self.request = request
+        self.attempts = 0
+        self.submitted = time.monotonic()
+        self._position = 0
+        self._events: list[JobProgress] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._outcome: JobResult | JobError | None = None
+        self._finished = asyncio.Event()
+
+    @property
+    def position(self) -> int:
+        """1-based place in the queue now (0 once running or finished)."""
+        return self._position
+
+    @property
+    def done(self) -> bool:
+        """True once the job has its outcome."""
+        return self._outcome is not None
+
+    @property
+    def events(self) -> tuple[JobProgress, ...]:
+        """Every progress event so far, oldest first."""
+        return tuple(self._events)
+
+    async def progress(self) -> AsyncIterator[JobProgress]:
+        """Progress events from the first one, ending after ``DONE`` or ``FAILED``; any number of readers."""
+        seen = 0
+        while True:
+            while seen < len(self._events):
+                event = self._events[seen]
+                seen += 1
+                yield event
+                if event.stage in TERMINAL_STAGES:
+                    return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    async def result(self) -> JobResult:
+        """The stylized image; raises the job's ``JobError`` on failure."""
+        await self._finished.wait()
+        if isinstance(self._outcome, JobError):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
+
+    def _report(self, event: JobProgress) -> None:
+        self._events.append(event)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _queued_at(self, position: int) -> None:
+        if position != self._position:
+            self._position = position
+            self._report(JobProgress(JobStage.QUEUED, position=position))
+
+    def _started(self) -> None:
+        self.attempts += 1
+        self._position = 0
+
+    def _stage(self, name: str, fraction: float) -> None:
+        try:
+            stage = JobStage(name)
+        except ValueError:
+            return
+        if stage in ENGINE_STAGES and not self.done:
+            self._report(JobProgress(stage, fraction=fraction))
+
+    def _finish(self, outcome: JobResult | JobError) -> bool:
+        """Record the outcome; False (and nothing changes) if the job already had one."""
+        if self._outcome is not None:
+            return False
+        self._outcome = outcome
+        self._position = 0
+        failed = isinstance(outcome, JobError)
+        self._report(JobProgress(JobStage.FAILED if failed else JobStage.DONE, fraction=0.0 if failed else 1.0))
+        self._finished.set()
+        return True
+
+
+# --- one worker, as the event loop sees it --------------------------------------------------------------------
+
+
+class _Worker:
+    """A worker process, its pipe, and a thread that turns what the pipe brings into loop-side messages."""
+
+    def __init__(
+        self,
+        process: BaseProcess,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        on_exit: Callable[[_Worker], None],
+    ) -> None:
+        self.process = process
+        self.conn = conn
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.busy = False
+        self.retired = False
+        self.exited = False
+        self._loop = loop
+        self._on_exit = on_exit
+        self._reaped = False
+        self._exitcode: int | None = None
+        # A blocking reader thread rather than loop.add_reader: unpickling a large result stays off the loop.
+        self._reader = threading.Thread(target=self._read, name=f"{process.name}-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id."""
+        return self.process.pid if not self._reaped else None
+
+    @property
+    def exitcode(self) -> int | None:
+        """The process's exit code (negative: killed by that signal), ``None`` while it runs."""
+        return self._exitcode if self._reaped else self.process.exitcode
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message: Message = self.conn.recv()
+            except (EOFError, OSError):
+                message = (GONE,)
+            except Exception:
+                logger.exception("unreadable message from worker %s", self.pid)
+                message = (GONE,)
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, message)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                return
+            if message[0] == GONE:
+                return
+
+    def _deliver(self, message: Message) -> None:
+        if message[0] == GONE:
+            self.exited = True
+            self._on_exit(self)
+        self.inbox.put_nowait(message)
+
+    async def run(self, job: PoolJob, timeout: float) -> Message:
+        """Run ``job`` here; returns its outcome message, or ``(GONE,)`` / ``(TIMED_OUT,)``."""
+        try:
+            await asyncio.to_thread(self.conn.send, (job.id, job.request))
+        except OSError:
+            return (GONE,)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self.inbox.get()
+                    if message[0] == STAGE and message[1] == job.id:
+                        job._stage(message[2], message[3])
+                    elif message[0] in (DONE, REJECTED, ERROR, GONE):
+                        return message
+        except TimeoutError:
+            return (TIMED_OUT,)
+
+    async def kill(self) -> None:
+        """End the process at once and release its pipe (safe to call more than once)."""
+        if self._reaped:
+            return
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        await asyncio.to_thread(self._reap)
+
+    async def stop(self) -> None:
+        """Ask the process to exit after its current job; kill it if it has not within ``WORKER_STOP_TIMEOUT``."""
+        if self._reaped:
+            return
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        await asyncio.to_thread(self.process.join, WORKER_STOP_TIMEOUT)
+        await self.kill()
+
+    def _reap(self) -> None:
+        if self._reaped:
+            return
+        self._reaped = True
+        self.process.join()
+        self._exitcode = self.process.exitcode
+        self._reader.join(WORKER_STOP_TIMEOUT)
+        self.conn.close()
+        with contextlib.suppress(ValueError):
+            self.process.close()
+
+
+# --- the pool -------------------------------------------------------------------------------------------------
+
+
+class InferencePool:
+    """Worker processes running the engine, fed round-robin over people from a bounded queue; a ``JobQueue``.
+
+    Guarantees: never more jobs running than workers; a person's waiting jobs are capped
+    (``per_user_queued``) and so is the whole queue (``queue_size``), beyond which ``submit`` raises
+    ``QueueFull``; every accepted job ends in exactly one outcome. Call ``start`` before use and ``stop`` after.
+    """
+
+    def __init__(self, config: PoolConfig) -> None:
+        if config.workers < 1:
+            raise ValueError(f"a pool needs at least one worker, got {config.workers}")
+        self.config = config
+        self._context = multiprocessing.get_context("spawn")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: FairQueue[PoolJob] = FairQueue()
+        self._workers: set[_Worker] = set()  # started and not retired, busy or idle
+        self._idle: deque[_Worker] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()  # job runs and worker replacements
+        self._settled = asyncio.Event()  # nothing waiting and nothing running
+        self._settled.set()
+        self._running = 0
+        self._spawned = 0
+        self._restarts = 0
+        self._counts: Counter[str] = Counter()
+        self._run_seconds = 0.0
+        self._wait_seconds = 0.0
+        self._closing = False  # no new jobs
+        self._stopped = False  # nothing dispatched, nothing respawned
+        self._shutdown: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has built its engine; ``WorkerStartError`` if one can't."""
+        self._loop = asyncio.get_running_loop()
+        started = await asyncio.gather(*(self._spawn() for _ in range(self.config.workers)), return_exceptions=True)
+        workers = [worker for worker in started if isinstance(worker, _Worker)]
+        failures = [error for error in started if isinstance(error, BaseException)]
+        if failures:
+            await asyncio.gather(*(worker.kill() for worker in workers))
+            raise failures[0]
+        for worker in workers:
+            self._add_idle(worker)
+
+    async def submit(self, request: JobRequest) -> PoolJob:
+        """Accept a job, or raise ``QueueFull`` (the queue or this person's share of it is full, or stopping)."""
+        if self._loop is None:
+            raise RuntimeError("InferencePool.start() must be awaited before submit()")
+        if self._closing:
+            raise self._refuse(SHUTDOWN_MESSAGE)
+        if len(self._waiting) >= self.config.queue_size and not self._idle:
+            raise self._refuse(BUSY_MESSAGE)
+        if self._waiting.waiting(request.user) >= self.config.per_user_queued and not self._idle:
+            raise self._refuse(person_busy_message(self._waiting.waiting(request.user)))
+        job = PoolJob(request)
+        self._counts["accepted"] += 1
+        self._waiting.push(request.user, job)
+        self._dispatch()
+        return job
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Take no new jobs; let waiting and running ones finish for up to ``grace`` seconds (default: the job
+        timeout); answer any left with ``JobFailed``; end the workers. Later calls wait for the first one."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shut_down(grace))
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self, grace: float | None) -> None:
+        self._closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.job_timeout if grace is None else grace):
+                await self._settled.wait()
+        self._stopped = True
+        for job in self._waiting.clear():
+            self._fail(job, JobFailed(SHUTDOWN_MESSAGE), "failed")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        workers, self._workers = list(self._workers), set()
+        self._idle.clear()
+        await asyncio.gather(*(worker.kill() if worker.busy else worker.stop() for worker in workers))
+
+    def stats(self) -> dict[str, int | float]:
+        """Queue depth, jobs running, workers alive, restarts, jobs by outcome, mean run and wait seconds."""
+        done = self._counts["done"]
+        started = self._counts["started"]
+        return {
+            "queue_depth": len(self._waiting),
+            "running": self._running,
+            "workers": self.config.workers,
+            "workers_alive": len(self._workers),
+            "restarts": self._restarts,
+            "jobs_accepted": self._counts["accepted"],
+            "jobs_refused": self._counts["refused"],
+            "jobs_done": done,
+            "jobs_rejected": self._counts["rejected"],
+            "jobs_failed": self._counts["failed"],
+            "jobs_timed_out": self._counts["timed_out"],
+            "mean_seconds": self._run_seconds / done if done else 0.0,
+            "mean_wait_seconds": self._wait_seconds / started if started else 0.0,
+        }
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for operators and tests)."""
+        return sorted(worker.pid for worker in self._workers if worker.pid is not None)
+
+    # --- dispatching ---
+
+    def _dispatch(self) -> None:
+        """Hand waiting jobs to idle workers, round-robin over people, then tell the rest where they stand.
+
+        Runs synchronously after every change (a job queued, a worker freed or started), so a job never waits
+        while a worker is idle and the queue bound counts exactly the jobs that must wait.
+        """
+        while self._idle and self._waiting and not self._stopped:
+            worker = self._idle.popleft()
+            self._track(self._run(worker, self._waiting.pop()))
+        for position, job in enumerate(self._waiting.order(), start=1):
+            job._queued_at(position)
+        if self._waiting or self._running:
+            self._settled.clear()
+        else:
+            self._settled.set()
+
+    async def _run(self, worker: _Worker, job: PoolJob) -> None:
+        worker.busy = True
+        self._running += 1
+        if job.attempts == 0:
+            self._counts["started"] += 1
+            self._wait_seconds += time.monotonic() - job.submitted
+        job._started()
+        began = time.monotonic()
+        try:
+            outcome = await worker.run(job, self.config.job_timeout)
+        except asyncio.CancelledError:
+            self._fail(job, JobFailed(SHUTDOWN_MESSAGE), "failed")
+            raise
+        finally:
+            self._running -= 1
+        kind = outcome[0]
+        if kind == DONE:
+            self._succeed(job, outcome[2], time.monotonic() - began)
+        elif kind == REJECTED:
+            self._fail(job, JobRejected(outcome[2]), "rejected")
+        elif kind == ERROR:
+            logger.error("job %s failed in worker %s:\n%s", job.id, worker.pid, outcome[2])
+            self._fail(job, JobFailed(CRASH_MESSAGE), "failed")
+        elif kind == TIMED_OUT:
+            logger.warning("job %s ran past %.0f s; replacing worker %s", job.id, self.config.job_timeout, worker.pid)
+            self._fail(job, JobTimedOut(TIMEOUT_MESSAGE), "timed_out")
+        elif job.attempts < MAX_ATTEMPTS:
+            logger.warning("worker %s died running job %s; retrying on a fresh worker", worker.pid, job.id)
+            self._waiting.push_urgent(job)
+        else:
+            logger.error("worker %s died running job %s again; giving up", worker.pid, job.id)
+            self._fail(job, JobFailed(CRASH_MESSAGE), "failed")
+        if kind in (DONE, REJECTED, ERROR) and not worker.exited:
+            worker.busy = False
+            self._idle.append(worker)
+        else:
+            self._replace(worker)
+        self._dispatch()
+
+    def _succeed(self, job: PoolJob, payload: tuple[bytes, str, int, int, tuple[str, ...]], seconds: float) -> None:
+        data, mime, width, height, notes = payload
+        request = job.request
+        result = JobResult(data, mime, width, height, request.style, request.strength, seconds, notes)
+        if job._finish(result):
+            self._counts["done"] += 1
+            self._run_seconds += seconds
+
+    def _fail(self, job: PoolJob, error: JobError, outcome: str) -> None:
+        if job._finish(error):
+            self._counts[outcome] += 1
+
+    def _refuse(self, message: str) -> QueueFull:
+        self._counts["refused"] += 1
+        return QueueFull(message)
+
+    # --- workers ---
+
+    async def _spawn(self) -> _Worker:
+        assert self._loop is not None
+        self._spawned += 1
+        here, there = self._context.Pipe()
+        process = self._context.Process(
+            target=run_worker,
+            args=(self.config.engine_factory, dict(self.config.engine_options), self.config.threads, there),
+            name=f"animegan-worker-{self._spawned}",
+            daemon=True,
+        )
+        try:
+            await asyncio.to_thread(process.start)
+        finally:
+            there.close()  # the child holds its own copy; ours would keep the pipe open after the child dies
+        worker = _Worker(process, here, self._loop, self._on_exit)
+        try:
+            async with asyncio.timeout(WORKER_START_TIMEOUT):
+                first = await worker.inbox.get()
+        except TimeoutError:
+            first = (FATAL, f"no answer within {WORKER_START_TIMEOUT:.0f} s")
+        except asyncio.CancelledError:
+            await worker.kill()
+            raise
+        if first[0] != READY:
+            await worker.kill()
+            detail = first[1] if len(first) > 1 else f"exit code {worker.exitcode}"
+            raise WorkerStartError(f"worker could not start the engine {self.config.engine_factory!r}:\n{detail}")
+        return worker
+
+    def _add_idle(self, worker: _Worker) -> None:
+        self._workers.add(worker)
+        self._idle.append(worker)
+        self._dispatch()
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """A worker's pipe closed. Busy workers are handled by their job's run; idle ones are replaced here."""
+        if worker in self._idle:
+            self._idle.remove(worker)
+            logger.warning("idle worker %s exited (code %s); replacing it", worker.pid, worker.exitcode)
+            self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.retired = True
+        self._workers.discard(worker)
+        if not self._stopped:
+            self._restarts += 1
+            self._track(self._respawn(worker))
+
+    async def _respawn(self, old: _Worker) -> None:
+        await old.kill()
+        delay = RESPAWN_FIRST_DELAY
+        while not self._stopped:
+            try:
+                worker = await self._spawn()
+            except WorkerStartError:
+                logger.exception("could not replace a worker; trying again in %.0f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESPAWN_MAX_DELAY)
+                continue
+            self._add_idle(worker)
+            return
+
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

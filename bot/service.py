@@ -1,0 +1,123 @@
+"""The service every front end talks to: settings, styles, the job queue, the source cache, limits and stats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from types import TracebackType
+from typing import Protocol
+
+from animegan.errors import AnimeganError
+from animegan.manifest import Style, find_style, installed_styles
+from bot.cache import Clock, SourceCache
+from bot.config import Settings
+from bot.jobs import JobHandle, JobQueue, JobRejected, JobRequest
+from bot.limits import AccessList, RateLimiter
+from bot.pool import InferencePool, PoolConfig
+
+BYTES_PER_MB = 1024 * 1024
+STRENGTH_RANGE = (0.0, 1.0)
+STRENGTH_MESSAGE = "The strength must be between 0 (the photo as it is) and 1 (the full style)."
+
+
+class ManagedQueue(JobQueue, Protocol):
+    """A ``JobQueue`` the service starts, stops and reports on (the in-process pool, or a Redis queue later)."""
+
+    async def start(self) -> None:
+        """Get ready to run jobs."""
+        ...
+
+    async def stop(self) -> None:
+        """Finish or answer every accepted job, then release resources."""
+        ...
+
+    def stats(self) -> dict[str, int | float]:
+        """Numbers for /stats and metrics."""
+        ...
+
+
+def too_large_message(size: int, limit: int) -> str:
+    """The plain sentence for an upload over ``limit`` bytes."""
+    return (
+        f"That file is {size / BYTES_PER_MB:.1f} MB; the limit is {limit / BYTES_PER_MB:.0f} MB. "
+        "Please send a smaller photo."
+    )
+
+
+def not_installed_message(style: Style) -> str:
+    """The plain sentence for a style whose weights this server lacks."""
+    return f"The {style.title} style is not installed on this bot. Please choose another style."
+
+
+class Service:
+    """What adapters and the web server share: one per process, built from ``Settings``.
+
+    Args:
+        settings: every knob.
+        queue: where jobs run (default: an ``InferencePool`` of ``settings.workers`` processes).
+        clock: monotonic seconds for the source cache and the rate limit (injectable for tests).
+    """
+
+    def __init__(self, settings: Settings, queue: ManagedQueue | None = None, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.queue: ManagedQueue = queue if queue is not None else InferencePool(PoolConfig.from_settings(settings))
+        self.sources = SourceCache(
+            settings.source_cache_items, settings.source_cache_ttl, max_bytes=settings.source_cache_bytes, clock=clock
+        )
+        self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock)
+        self.access = AccessList.from_settings(settings)
+
+    async def start(self) -> None:
+        """Start the workers (returns once each has built its engine)."""
+        await self.queue.start()
+
+    async def stop(self) -> None:
+        """Stop taking photos, finish or answer every accepted one, then end the workers."""
+        await self.queue.stop()
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def styles(self) -> list[Style]:
+        """The installed styles, ``settings.default_style`` first (else the manifest's default)."""
+        styles = installed_styles(self.settings.weights_dir)
+        return sorted(styles, key=lambda style: style.name != self.settings.default_style)
+
+    async def submit(self, request: JobRequest) -> JobHandle:
+        """Queue a photo; raises ``JobRejected``, ``RateLimited`` or ``QueueFull`` at once when it can't be taken.
+
+        The style name is checked and normalised here ("Shinkai" -> "shinkai"), so a bad one costs no queue slot.
+        """
+        checked = self._checked(request)
+        self.limiter.check(checked.user)
+        handle = await self.queue.submit(checked)
+        self.limiter.record(checked.user)
+        return handle
+
+    def stats(self) -> dict[str, int | float]:
+        """The queue's numbers plus people refused by the rate limit and source photos held."""
+        return {
+            **self.queue.stats(),
+            "rate_limited": self.limiter.refused,
+            "sources_cached": len(self.sources),
+            "sources_bytes": self.sources.held_bytes,
+        }
+
+    def _checked(self, request: JobRequest) -> JobRequest:
+        if len(request.image) > self.settings.max_upload_bytes:
+            raise JobRejected(too_large_message(len(request.image), self.settings.max_upload_bytes))
+        if not STRENGTH_RANGE[0] <= request.strength <= STRENGTH_RANGE[1]:
+            raise JobRejected(STRENGTH_MESSAGE)
+        try:
+            style = find_style(request.style or self.settings.default_style, self.settings.weights_dir)
+        except AnimeganError as error:
+            raise JobRejected(error.message) from error
+        if not style.installed:
+            raise JobRejected(not_installed_message(style))
+        return replace(request, style=style.name)

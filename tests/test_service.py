@@ -1,0 +1,193 @@
+"""The service layer: source cache, rate limit, allow-list, and ``Service`` wiring them to a real pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from animegan.manifest import list_styles
+from bot.cache import SourceCache
+from bot.config import Settings
+from bot.jobs import JobRejected, JobRequest, JobResult, QueueFull, RateLimited
+from bot.limits import AccessList, RateLimiter
+from bot.service import Service
+from tests.support_pool import SCRIPTED_ENGINE, FakeClock, report_of, script
+
+TTL = 600.0
+KEY_LIMIT = 16  # Telegram callback data must also hold the style and strength
+
+
+# --- SourceCache ---
+
+
+def test_source_cache_returns_the_photo_under_a_short_ascii_key() -> None:
+    cache = SourceCache(max_items=4, ttl=TTL)
+    keys = {cache.put(f"photo {index}".encode()) for index in range(4)}
+
+    assert len(keys) == 4
+    for key in keys:
+        assert len(key) <= KEY_LIMIT
+        assert key.isascii() and key.replace("-", "").replace("_", "").isalnum()
+    assert sorted(cache.get(key) or b"" for key in keys) == [f"photo {index}".encode() for index in range(4)]
+    assert cache.get("no-such-key") is None
+
+
+def test_source_cache_forgets_a_photo_once_its_ttl_has_passed() -> None:
+    clock = FakeClock()
+    cache = SourceCache(max_items=4, ttl=TTL, clock=clock)
+    old = cache.put(b"old")
+    clock.advance(TTL / 2)
+    young = cache.put(b"young")
+
+    clock.advance(TTL / 2 - 1)
+    assert cache.get(old) == b"old"
+    clock.advance(2)
+    assert cache.get(old) is None
+    assert cache.get(young) == b"young"
+    assert len(cache) == 1
+    clock.advance(TTL)
+    assert cache.get(young) is None
+    assert len(cache) == 0
+
+
+def test_source_cache_pushes_out_the_least_recently_used_photo() -> None:
+    cache = SourceCache(max_items=2, ttl=TTL, clock=FakeClock())
+    first = cache.put(b"first")
+    second = cache.put(b"second")
+    assert cache.get(first) == b"first"  # now `second` is the least recently used
+
+    third = cache.put(b"third")
+
+    assert cache.get(second) is None
+    assert (cache.get(first), cache.get(third)) == (b"first", b"third")
+    assert len(cache) == 2
+
+
+def test_source_cache_keeps_within_its_byte_budget() -> None:
+    cache = SourceCache(max_items=10, ttl=TTL, max_bytes=10, clock=FakeClock())
+    first = cache.put(b"123456")
+    second = cache.put(b"abcdef")
+    huge = cache.put(b"x" * 11)
+
+    assert cache.get(first) is None
+    assert cache.get(second) == b"abcdef"
+    assert cache.get(huge) is None
+    assert cache.held_bytes == 6
+
+
+# --- RateLimiter and AccessList ---
+
+
+def test_rate_limit_refuses_the_photo_over_the_limit_and_says_when_to_retry() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=3, clock=clock)
+    for _ in range(3):
+        limiter.check("telegram:1")
+        limiter.record("telegram:1")
+        clock.advance(10)
+
+    with pytest.raises(RateLimited) as refusal:
+        limiter.check("telegram:1")
+    limiter.check("telegram:2")  # someone else is not affected
+
+    assert refusal.value.retry_after == pytest.approx(30)
+    assert "30 seconds" in refusal.value.message
+    assert limiter.refused == 1
+    clock.advance(30)
+    limiter.check("telegram:1")
+    assert limiter.retry_after("telegram:1") == 0
+
+
+def test_rate_limit_of_zero_means_no_limit() -> None:
+    limiter = RateLimiter(per_minute=0, clock=FakeClock())
+    for _ in range(100):
+        limiter.check("web:1")
+        limiter.record("web:1")
+    assert limiter.refused == 0
+
+
+def test_access_list_is_open_when_empty_and_closed_to_others_when_set() -> None:
+    open_list = AccessList()
+    closed = AccessList.of(chats=[-100], guilds=[7])
+
+    assert open_list.allows_chat(5) and open_list.allows_guild(None)
+    assert closed.allows_chat(-100) and not closed.allows_chat(5)
+    assert closed.allows_guild(7) and not closed.allows_guild(8)
+    assert not closed.allows_guild(None)
+
+
+def test_access_list_reads_the_settings() -> None:
+    settings = Settings(_env_file=None, allowed_chats={1, 2}, allowed_guilds=set())  # type: ignore[call-arg]
+    access = AccessList.from_settings(settings)
+    assert access.allows_chat(2) and not access.allows_chat(3) and access.allows_guild(99)
+
+
+# --- Service ---
+
+
+def service_settings(weights_dir: Path, **overrides: Any) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, engine_factory=SCRIPTED_ENGINE, workers=1, weights_dir=weights_dir, **overrides
+    )
+
+
+def test_service_lists_installed_styles_default_first(weights_dir: Path) -> None:
+    styles = Service(service_settings(weights_dir, default_style="hayao")).styles()
+    installed = {style.name for style in list_styles(weights_dir) if style.installed}
+
+    assert {style.name for style in styles} == installed
+    assert styles[0].name == "hayao"
+    assert all(style.installed for style in styles)
+
+
+async def test_service_runs_a_job_and_refuses_bad_ones_at_once(weights_dir: Path) -> None:
+    settings = service_settings(weights_dir, max_upload_bytes=1000)
+    missing = [style for style in list_styles(weights_dir) if not style.installed]
+    async with Service(settings) as service:
+        handle = await service.submit(JobRequest(user="web:1", image=script(sleep=0.01), style="Shinkai"))
+        result = await handle.result()
+        with pytest.raises(JobRejected, match="no style called"):
+            await service.submit(JobRequest(user="web:1", image=script(), style="picasso"))
+        with pytest.raises(JobRejected, match="strength must be between"):
+            await service.submit(JobRequest(user="web:1", image=script(), style="shinkai", strength=1.5))
+        with pytest.raises(JobRejected, match="limit is"):
+            await service.submit(JobRequest(user="web:1", image=b"x" * 1001, style="shinkai"))
+        if missing:
+            with pytest.raises(JobRejected, match="not installed"):
+                await service.submit(JobRequest(user="web:1", image=script(), style=missing[0].name))
+        stats = service.stats()
+
+    assert isinstance(result, JobResult)
+    assert result.style == "shinkai"
+    assert report_of(result.image)["style"] == "shinkai"
+    assert stats["jobs_done"] == 1
+    assert stats["jobs_accepted"] == 1  # refused inputs never reached the queue
+
+
+async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path) -> None:
+    clock = FakeClock()
+    settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0)
+    async with Service(settings, clock=clock) as service:
+        running = await service.submit(JobRequest(user="telegram:9", image=script(sleep=0.2), style="shinkai"))
+        with pytest.raises(QueueFull):  # the only worker is busy and nothing may wait
+            await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        await running.result()
+        second = await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        await second.result()
+        with pytest.raises(RateLimited) as refusal:
+            await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        clock.advance(61)
+        third = await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        await third.result()
+        key = service.sources.put(b"source photo")
+        stats = service.stats()
+
+    assert refusal.value.retry_after == pytest.approx(60)
+    assert "try again in 60 seconds" in refusal.value.message
+    assert stats["rate_limited"] == 1
+    assert stats["jobs_refused"] == 1
+    assert stats["jobs_done"] == 3
+    assert stats["sources_cached"] == 1
+    assert service.sources.get(key) == b"source photo"
