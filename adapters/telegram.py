@@ -1,0 +1,641 @@
+"""The Telegram front end: photos in, anime pictures out, restyled in place from an inline keyboard.
+
+Built on python-telegram-bot. ``build_application`` wires the handlers; ``running`` (or ``run_telegram``) starts
+and stops them inside an asyncio loop someone else owns: long polling by default, a webhook served by aiohttp when
+``settings.telegram_webhook_url`` is set. The service is reached through ``application.bot_data``, the chat's
+chosen style lives in ``context.chat_data``. Nothing here decodes images: the service judges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import re
+import secrets
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from hmac import compare_digest
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, InlineKeyboardButtonLimit
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from animegan.manifest import Style
+from bot.config import Settings
+from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest, JobResult, JobStage
+from bot.service import Service, too_large_message
+
+logger = logging.getLogger(__name__)
+
+SERVICE_KEY = "service"
+STYLE_KEY = "style"
+USER_PREFIX = "telegram:"
+OFFICIAL_API = "https://api.telegram.org/bot"
+OFFICIAL_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files unless a local Bot API server is used
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+CONCURRENT_UPDATES = 256  # each photo's handler waits for its job; the service's queue bound says "busy" long before
+POLL_TIMEOUT_SECONDS = 30
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+FULL_STRENGTH = 100
+STRENGTH_STEP = 25
+PROGRESS_STEP = 10  # percent; coarser steps mean fewer status edits
+STATUS_EDIT_INTERVAL = 1.0  # seconds between edits of one status line (Telegram: about one message a second per chat)
+SEND_RETRIES = 3  # a reply refused with "retry after N s" (flood control) is sent again, this many times at most
+STYLE_BUTTONS_PER_ROW = 3
+NOOP_DATA = "-"
+PHOTO_FORMAT = "jpeg"  # Telegram re-encodes photos as JPEG anyway
+FILE_FORMAT = "png"  # someone who sent a file wants every pixel back: lossless
+PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp"})  # what sendPhoto takes; others go as files
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff", ".gif"})
+STYLE_WORD = re.compile(r"[a-z0-9_]+")
+
+NOT_AN_IMAGE = "That file isn't an image. Send a photo, or a JPEG, PNG, WebP or HEIC file."
+NOT_A_PHOTO = "I only turn photos into anime pictures; stickers, videos and voice messages don't work. Send a photo."
+SEND_A_PHOTO = "Send me a photo and I'll redraw it in anime style. /help shows how."
+EXPIRED = "That photo is no longer in my memory: send the photo again."
+NOTHING_TO_CHANGE = "That's the picture you're looking at."
+NOT_YOURS = "Only the person who sent the photo can restyle it."
+SOMETHING_WENT_WRONG = "Sorry, something went wrong with that. Please try again."
+
+
+@dataclass(frozen=True)
+class Look:
+    """What an inline button asks for: the cached source photo, a style and a strength in percent (0 = original)."""
+
+    key: str
+    style: str
+    strength: int
+
+    def to_callback_data(self) -> str:
+        """``key|style|strength``, checked against Telegram's 64-byte limit."""
+        data = f"{self.key}|{self.style}|{self.strength}"
+        assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA, data
+        return data
+
+    @classmethod
+    def from_callback_data(cls, data: str) -> Look | None:
+        """The look a button carries, or None for anything else (a stale layout, a no-op button)."""
+        parts = data.split("|")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], min(int(parts[2]), FULL_STRENGTH))
+
+
+# ---- pure helpers -------------------------------------------------------------------------------------------------
+
+
+def status_text(progress: JobProgress) -> str:
+    """The status line for a progress event: the queue position while queued, then the stage and a coarse percent."""
+    if progress.stage is JobStage.QUEUED:
+        return f"In the queue, position {progress.position}…" if progress.position else "Starting…"
+    label = STAGE_LABELS[progress.stage]
+    percent = int(progress.fraction * 100) // PROGRESS_STEP * PROGRESS_STEP
+    return f"{label}… {percent}%" if percent > 0 else f"{label}…"
+
+
+def keyboard(look: Look, styles: Iterable[Style]) -> InlineKeyboardMarkup:
+    """One button per installed style, strength -/+ and "original"; the current look's own button does nothing."""
+
+    def button(text: str, target: Look) -> InlineKeyboardButton:
+        data = NOOP_DATA if target == look else target.to_callback_data()
+        return InlineKeyboardButton(text, callback_data=data)
+
+    strength = look.strength or FULL_STRENGTH
+    style_buttons = [
+        button(("✓ " if s.name == look.style and look.strength else "") + s.title, Look(look.key, s.name, strength))
+        for s in styles
+    ]
+    rows = [style_buttons[i : i + STYLE_BUTTONS_PER_ROW] for i in range(0, len(style_buttons), STYLE_BUTTONS_PER_ROW)]
+    weaker = Look(look.key, look.style, max(STRENGTH_STEP, look.strength - STRENGTH_STEP))
+    stronger = Look(look.key, look.style, min(FULL_STRENGTH, look.strength + STRENGTH_STEP))
+    rows.append([button("− strength", weaker), button("+ strength", stronger)])
+    rows.append([button(("✓ " if not look.strength else "") + "Original", Look(look.key, look.style, 0))])
+    return InlineKeyboardMarkup(rows)
+
+
+def caption(look: Look, styles: dict[str, Style], notes: Iterable[str] = ()) -> str:
+    """``Shinkai, strength 75%`` (or ``Original``), then any notes from the engine."""
+    title = styles[look.style].title if look.style in styles else look.style
+    head = "Original" if not look.strength else f"{title}, strength {look.strength}%"
+    return "\n".join([head, *notes])
+
+
+def style_named_in(text: str | None, styles: dict[str, Style]) -> str | None:
+    """The first installed style whose name appears as a word of ``text`` (``jp-face`` counts as ``jp_face``)."""
+    words = STYLE_WORD.findall((text or "").lower().replace("-", "_"))
+    return next((word for word in words if word in styles), None)
+
+
+def download_limit(settings: Settings) -> int:
+    """Bytes we accept: the configured limit, capped by what the official Bot API lets a bot download."""
+    if settings.telegram_base_url.startswith(OFFICIAL_API):
+        return min(settings.max_upload_bytes, OFFICIAL_DOWNLOAD_LIMIT)
+    return settings.max_upload_bytes
+
+
+def looks_like_image(mime_type: str | None, file_name: str | None) -> bool:
+    """Whether a document claims to be an image (by its MIME type or name; the engine checks the bytes)."""
+    if mime_type and mime_type.startswith("image/"):
+        return True
+    return PurePosixPath(file_name or "").suffix.lower() in IMAGE_SUFFIXES
+
+
+def result_file_name(file_name: str | None, style: str, mime: str) -> str:
+    """``holiday_shinkai.png`` from the sent file's name, the style and the result's type."""
+    stem = PurePosixPath(file_name or "photo").stem or "photo"
+    return f"{stem}_{style}{mimetypes.guess_extension(mime) or ''}"
+
+
+def is_addressed(message: Message, bot: Bot) -> bool:
+    """Private chats always; in groups only replies to the bot or messages that mention it."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+        return True
+    handle = f"@{bot.username}".lower()
+    kinds = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    found = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
+    return any(
+        text.lower() == handle or (entity.user is not None and entity.user.id == bot.id)
+        for entity, text in found.items()
+    )
+
+
+def may_restyle(reply: Message, user_id: int) -> bool:
+    """Anyone in a private chat; in groups only the person whose photo the bot's ``reply`` answers."""
+    if reply.chat.type == ChatType.PRIVATE or reply.reply_to_message is None:
+        return True
+    owner = reply.reply_to_message.from_user
+    return owner is None or owner.id == user_id
+
+
+# ---- token redaction ----------------------------------------------------------------------------------------------
+
+
+PLAIN_LOG_ARGS = (str, int, float, bool, type(None))
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces bot tokens in a record's message, arguments, exception and stack text (httpx logs URLs with them)."""
+
+    REPLACEMENT = "<redacted>"
+
+    def __init__(self, tokens: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        for token in tokens:
+            self.add(token)
+
+    def add(self, token: str) -> None:
+        """Redact ``token`` too; its part after the colon is the secret, so the URL-encoded form is covered."""
+        self.secrets.add(token.partition(":")[2] or token)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, self.REPLACEMENT)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` in place; never drops it."""
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 -- bad format arguments: logging reports them later; never raise here
+            record.msg = self.redact(str(record.msg))
+            record.args = tuple(self.redact(str(arg)) for arg in _as_tuple(record.args))
+        else:
+            # Arguments that can change after the call (PTB logs a result dict, then fills in its file URL with the
+            # token) are frozen into the message now; plain scalars keep the record's template intact.
+            mutable = any(not isinstance(arg, PLAIN_LOG_ARGS) for arg in _as_tuple(record.args))
+            if mutable or any(secret in message for secret in self.secrets):
+                record.msg, record.args = self.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def _as_tuple(args: object) -> tuple[object, ...]:
+    if args is None:
+        return ()
+    if isinstance(args, tuple):
+        return args
+    return (args,)
+
+
+_REDACTOR = TokenRedactor()
+
+
+def redact_token_in_logs(token: str) -> TokenRedactor:
+    """Pass every log record of this process through a ``TokenRedactor`` that knows ``token``.
+
+    A record factory (not a handler filter) so records are clean before any handler sees them, whatever handlers
+    are added later (the CLI's, pytest's). Installed once per process; later calls only add tokens.
+    """
+    _REDACTOR.add(token)
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacts_tokens", False):
+
+        def redacting_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = factory(*args, **kwargs)
+            _REDACTOR.filter(record)
+            return record
+
+        redacting_factory.redacts_tokens = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(redacting_factory)
+    return _REDACTOR
+
+
+# ---- handlers -----------------------------------------------------------------------------------------------------
+
+
+def _service(context: ContextTypes.DEFAULT_TYPE) -> Service:
+    return context.bot_data[SERVICE_KEY]
+
+
+def _styles(service: Service) -> dict[str, Style]:
+    return {style.name: style for style in service.styles()}
+
+
+def _chat_style(context: ContextTypes.DEFAULT_TYPE, service: Service) -> str:
+    chosen = (context.chat_data or {}).get(STYLE_KEY)
+    return chosen if chosen in _styles(service) else service.settings.default_style
+
+
+async def only_allowed_chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Drop updates from chats outside ``settings.allowed_chats`` (when it is set) before any handler runs."""
+    chat = update.effective_chat
+    if chat is None or not _service(context).access.allows_chat(chat.id):
+        raise ApplicationHandlerStop
+
+
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: what the bot does and an example."""
+    default = _styles(_service(context)).get(_chat_style(context, _service(context)))
+    await update.effective_message.reply_text(
+        "I redraw your photos as anime pictures"
+        + (f" (default look: {default.title})" if default else "")
+        + ".\n\nSend a photo, or an image as a file to keep full quality. Name a style in the caption to use it, "
+        "e.g. a photo captioned “hayao”. Buttons under the result switch style or strength.\n\n"
+        "/styles lists the looks, /style NAME sets this chat's default. The styles' weights are for "
+        "non-commercial use only."
+    )
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: the commands and limits."""
+    limit = download_limit(_service(context).settings)
+    await update.effective_message.reply_text(
+        "Send a photo (or an image file: JPEG, PNG, WebP, HEIC) and I reply with its anime version.\n"
+        "• caption a photo with a style name to use that style\n"
+        "• /styles – the installed styles\n"
+        "• /style NAME – this chat's default style\n"
+        "• in groups, mention me in the photo's caption or reply to me\n"
+        f"Files up to {limit / 2**20:.0f} MB."
+    )
+
+
+async def on_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/styles: the installed styles, the chat's current one marked."""
+    service = _service(context)
+    current = _chat_style(context, service)
+    lines = [
+        f"{'✓' if style.name == current else '•'} {style.name} – {style.title}: {style.description}"
+        for style in service.styles()
+    ]
+    await update.effective_message.reply_text("\n".join(lines) + "\n\nNon-commercial use only.")
+
+
+async def on_style(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/style NAME: remember the chat's default style."""
+    service = _service(context)
+    styles = _styles(service)
+    wanted = (context.args or [""])[0].lower().replace("-", "_")
+    if wanted not in styles:
+        current = styles.get(_chat_style(context, service))
+        await update.effective_message.reply_text(
+            (f"I don't know the style “{wanted}”. " if wanted else "")
+            + (f"This chat uses {current.title}. " if current else "")
+            + "Choose one of: "
+            + ", ".join(styles)
+            + " (e.g. /style "
+            + next(iter(styles), "shinkai")
+            + ")."
+        )
+        return
+    context.chat_data[STYLE_KEY] = wanted
+    await update.effective_message.reply_text(f"From now on this chat's photos get the {styles[wanted].title} look.")
+
+
+async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, videos, voice...: a short reply (in groups only when addressed)."""
+    message = update.effective_message
+    if is_addressed(message, context.bot):
+        await message.reply_text(NOT_A_PHOTO)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Plain text: point to what the bot does (in groups only when addressed)."""
+    message = update.effective_message
+    if is_addressed(message, context.bot):
+        await message.reply_text(SEND_A_PHOTO)
+
+
+async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo or an image file: check its size, download it, run a job with a live status line, reply with it."""
+    message = update.effective_message
+    if not is_addressed(message, context.bot):
+        return
+    service = _service(context)
+    document = message.document
+    if document is not None and not looks_like_image(document.mime_type, document.file_name):
+        await message.reply_text(NOT_AN_IMAGE)
+        return
+    attachment = document or message.photo[-1]
+    limit = download_limit(service.settings)
+    if attachment.file_size is not None and attachment.file_size > limit:
+        await message.reply_text(too_large_message(attachment.file_size, limit))
+        return
+    await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
+    telegram_file = await attachment.get_file()
+    image = bytes(await telegram_file.download_as_bytearray())
+    styles = _styles(service)
+    look = Look(
+        service.sources.put(image),
+        style_named_in(message.caption, styles) or _chat_style(context, service),
+        FULL_STRENGTH,
+    )
+    request = JobRequest(
+        user=f"{USER_PREFIX}{update.effective_user.id}",
+        image=image,
+        style=look.style,
+        output_format=FILE_FORMAT if document else PHOTO_FORMAT,
+    )
+    result = await _run_with_status(message, service, request)
+    if result is None:
+        return
+    await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
+    text = caption(look, styles, result.notes)
+    if result.mime in PHOTO_MIMES:
+        await message.reply_photo(result.image, caption=text, reply_markup=keyboard(look, styles.values()))
+    if document is not None:
+        name = result_file_name(document.file_name, look.style, result.mime)
+        await message.reply_document(result.image, filename=name, caption=text)
+
+
+async def _run_with_status(message: Message, service: Service, request: JobRequest) -> JobResult | None:
+    """Submit ``request``, keep a status reply up to date (edited only when its text changes), then remove it.
+
+    Returns None when the job failed; the person has then been told why.
+    """
+    try:
+        handle = await service.submit(request)
+    except JobError as error:
+        await message.reply_text(error.message)
+        return None
+    first = status_text(JobProgress(JobStage.QUEUED, position=handle.position))
+    status = StatusLine(await message.reply_text(first), first)
+    try:
+        async for progress in handle.progress():
+            if progress.stage not in (JobStage.DONE, JobStage.FAILED):
+                status.show(status_text(progress))
+        result = await handle.result()
+    except JobError as error:
+        await status.close()
+        if not await _best_effort(status.message.edit_text(error.message)):
+            await message.reply_text(error.message)
+        return None
+    finally:
+        await status.close()
+    await _best_effort(status.message.delete())
+    return result
+
+
+class StatusLine:
+    """A reply that follows a job's latest status text: edited only when the text changed, at most once per
+    ``STATUS_EDIT_INTERVAL`` (Telegram throttles bursts of edits), from its own task so a slow or refused edit
+    never holds up the job's result."""
+
+    def __init__(self, message: Message, text: str) -> None:
+        self.message = message
+        self._shown = self._wanted = text
+        self._changed = asyncio.Event()
+        self._writer = asyncio.create_task(self._write())
+
+    def show(self, text: str) -> None:
+        """Make ``text`` the status (shown within ``STATUS_EDIT_INTERVAL``; intermediate texts may be skipped)."""
+        self._wanted = text
+        self._changed.set()
+
+    async def close(self) -> None:
+        """Stop following; the message stays as last shown."""
+        self._writer.cancel()
+        await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _write(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._wanted != self._shown:
+                text = self._wanted
+                if await _best_effort(self.message.edit_text(text)):
+                    self._shown = text
+                await asyncio.sleep(STATUS_EDIT_INTERVAL)
+
+
+async def _best_effort(call: Awaitable[object]) -> bool:
+    """Await a cosmetic Bot API call (status edits); a refusal or a flood wait must not lose the photo."""
+    try:
+        await call
+    except TelegramError as error:
+        logger.info("Telegram status update skipped: %s", error)
+        return False
+    return True
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An inline button: re-render the cached source with the chosen look and swap the reply's image in place."""
+    query = update.callback_query
+    look = Look.from_callback_data(query.data or "")
+    if look is None:
+        await query.answer(NOTHING_TO_CHANGE)
+        return
+    reply = query.message
+    service = _service(context)
+    source = service.sources.get(look.key)
+    if source is None or not isinstance(reply, Message):  # not a Message: older than 48 h, out of the bot's reach
+        await query.answer(EXPIRED, show_alert=True)
+        return
+    if not may_restyle(reply, query.from_user.id):
+        await query.answer(NOT_YOURS)
+        return
+    styles = _styles(service)
+    request = JobRequest(
+        user=f"{USER_PREFIX}{query.from_user.id}",
+        image=source,
+        style=look.style,
+        strength=look.strength / FULL_STRENGTH,
+        output_format=PHOTO_FORMAT,
+    )
+    try:
+        handle = await service.submit(request)
+    except JobError as error:
+        await query.answer(error.message, show_alert=True)
+        return
+    await query.answer(caption(look, styles) + "…")
+    try:
+        result = await handle.result()
+    except JobError as error:
+        await reply.reply_text(error.message)
+        return
+    await query.edit_message_media(
+        InputMediaPhoto(result.image, caption=caption(look, styles, result.notes)),
+        reply_markup=keyboard(look, styles.values()),
+    )
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log a failed update with its chat and user (never the token), and tell the person something went wrong."""
+    chat = update.effective_chat if isinstance(update, Update) else None
+    user = update.effective_user if isinstance(update, Update) else None
+    logger.error(
+        "Telegram update %s failed (chat %s, user %s)",
+        update.update_id if isinstance(update, Update) else "-",
+        chat.id if chat else "-",
+        user.id if user else "-",
+        exc_info=context.error,
+    )
+    message = update.effective_message if isinstance(update, Update) else None
+    if message is not None:
+        try:
+            await message.reply_text(SOMETHING_WENT_WRONG)
+        except TelegramError:
+            logger.warning("Could not tell chat %s about the failure", message.chat_id)
+
+
+# ---- wiring and lifecycle -----------------------------------------------------------------------------------------
+
+
+def build_application(settings: Settings, service: Service) -> Application:
+    """The bot's ``Application`` with every handler wired; not started (see ``running``)."""
+    if settings.telegram_token is None:
+        raise ValueError("settings.telegram_token is not set")
+    token = settings.telegram_token.get_secret_value()
+    redact_token_in_logs(token)
+    application = (
+        Application.builder()
+        .token(token)
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .concurrent_updates(CONCURRENT_UPDATES)
+        # Replies quote their photo: with several in flight, each answer shows which photo it belongs to.
+        .defaults(Defaults(do_quote=True))
+        # Keeps under Telegram's flood limits and waits out any "retry after" instead of losing a reply.
+        .rate_limiter(AIORateLimiter(max_retries=SEND_RETRIES))
+        .build()
+    )
+    application.bot_data[SERVICE_KEY] = service
+    application.add_handler(TypeHandler(Update, only_allowed_chats), group=-1)
+    application.add_handler(CommandHandler("start", on_start))
+    application.add_handler(CommandHandler("help", on_help))
+    application.add_handler(CommandHandler("styles", on_styles))
+    application.add_handler(CommandHandler("style", on_style))
+    # Before the image handler: an animation (GIF) message also carries a document.
+    unsupported = (
+        filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.VOICE | filters.AUDIO
+    )
+    application.add_handler(MessageHandler(unsupported, on_unsupported))
+    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, on_image))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_error_handler(on_error)
+    return application
+
+
+@asynccontextmanager
+async def running(application: Application, settings: Settings) -> AsyncIterator[Application]:
+    """Run ``application`` inside the current loop: polling, or the webhook when ``telegram_webhook_url`` is set.
+
+    On exit it stops taking updates, lets the handlers in flight finish (their jobs too) and shuts down.
+    """
+    await application.initialize()
+    webhook: web.AppRunner | None = None
+    try:
+        await application.start()
+        if settings.telegram_webhook_url:
+            webhook = await _start_webhook(application, settings)
+        else:
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT_SECONDS)
+        logger.info("Telegram bot @%s is %s", application.bot.username, "on a webhook" if webhook else "polling")
+        yield application
+    finally:
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if webhook is not None:
+            await webhook.cleanup()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+
+
+async def run_telegram(settings: Settings, service: Service, stop_event: asyncio.Event) -> None:
+    """Serve Telegram until ``stop_event`` is set (for ``animebot serve``, which owns the loop and the service)."""
+    async with running(build_application(settings, service), settings):
+        await stop_event.wait()
+
+
+async def _start_webhook(application: Application, settings: Settings) -> web.AppRunner:
+    """Serve the webhook path on ``telegram_webhook_port`` and register the public URL with a random secret."""
+    assert settings.telegram_webhook_url is not None
+    secret = secrets.token_urlsafe(32)
+    path = urlsplit(settings.telegram_webhook_url).path or "/"
+
+    async def receive(request: web.Request) -> web.Response:
+        if not compare_digest(request.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), application.bot)
+        except ValueError:
+            return web.Response(status=400)
+        await application.update_queue.put(update)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post(path, receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.telegram_webhook_port).start()
+    await application.bot.set_webhook(
+        settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+    )
+    return runner
