@@ -33,7 +33,9 @@ from bot.jobs import STAGE_LABELS, JobError, JobHandle, JobProgress, JobRequest,
 if TYPE_CHECKING:
     from animegan.manifest import Style
     from bot.config import Settings
-    from bot.service import Service
+
+from bot.redaction import redact_token_in_logs
+from bot.service import Service
 
 _log = logging.getLogger(__name__)
 
@@ -349,4 +351,5 @@ async def serve(client: AnimeClient) -> None:
     token = client.settings.discord_token
     if token is None:
         raise ValueError("ANIMEBOT_DISCORD_TOKEN is not set")
+    redact_token_in_logs(token.get_secret_value())
     await client.start(token.get_secret_value())

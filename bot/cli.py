@@ -131,6 +131,10 @@ def _prepare(names: Sequence[str], folder: Path) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve
 
+    if args.pull:
+        folder = _weights_dir(settings)
+        pull([], folder, settings.weights_mirror, progress=not args.quiet, on_result=_print_pull)
+        _prepare([], folder)
     return serve(settings)
 
 
@@ -167,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights.set_defaults(run=cmd_weights)
 
     serve = commands.add_parser("serve", help="start the web UI + API, and Telegram/Discord when their tokens are set")
+    serve.add_argument("--pull", action="store_true", help="first pull any missing pinned weights (the container does)")
+    serve.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
     serve.set_defaults(run=cmd_serve)
     return parser
 

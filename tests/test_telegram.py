@@ -28,6 +28,7 @@ from fake_telegram import FakeChat, FakeTelegram, FakeUser
 from PIL import Image
 from pydantic import SecretStr
 
+from bot.redaction import TokenRedactor, redact_token_in_logs
 from adapters.telegram import (
     EXPIRED,
     NOOP_DATA,
@@ -37,11 +38,9 @@ from adapters.telegram import (
     SOMETHING_WENT_WRONG,
     STATUS_EDIT_INTERVAL,
     Look,
-    TokenRedactor,
     build_application,
     keyboard,
     looks_like_image,
-    redact_token_in_logs,
     result_file_name,
     running,
     status_text,

@@ -1,0 +1,90 @@
+"""``animebot serve``: the web UI + API, plus Telegram and Discord when their tokens are set, on one shared pool.
+
+SIGTERM and SIGINT stop the front ends first, then drain the pool, so every accepted photo is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.redaction import redact_token_in_logs
+from bot.service import Service
+
+log = logging.getLogger("animebot")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        secret.get_secret_value()
+        for secret in (settings.telegram_token, settings.discord_token, settings.api_key)
+        if secret is not None
+    ]
+
+
+def _front_ends(settings: Settings, service: Service, stop: asyncio.Event) -> dict[str, Coroutine[Any, Any, None]]:
+    """The chat front ends whose tokens are set, as coroutines that run until ``stop`` is set."""
+    front_ends: dict[str, Coroutine[Any, Any, None]] = {}
+    if settings.telegram_token is not None:
+        from adapters.telegram import run_telegram
+
+        front_ends["telegram"] = run_telegram(settings, service, stop)
+    if settings.discord_token is not None:
+        from adapters.discord import build_client
+        from adapters.discord import serve as serve_discord
+
+        client = build_client(settings, service)
+
+        async def run_discord() -> None:
+            task = asyncio.create_task(serve_discord(client))
+            await stop.wait()
+            await client.close()
+            await task
+
+        front_ends["discord"] = run_discord()
+    return front_ends
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Start everything configured, wait for ``stop``, then shut down in order (front ends, web, pool)."""
+    from bot.web import create_app
+
+    async with Service(settings) as service:
+        runner = web.AppRunner(create_app(settings, service), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("web UI and API on http://%s:%d", settings.host, settings.port)
+        tasks = {name: asyncio.create_task(front_end) for name, front_end in _front_ends(settings, service, stop).items()}
+        for name in tasks:
+            log.info("%s bot started", name)
+        await stop.wait()
+        log.info("stopping: finishing the photos already accepted")
+        for name, task in tasks.items():
+            try:
+                await task
+            except Exception:
+                log.exception("%s bot stopped with an error", name)
+        await runner.cleanup()
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; the process's exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for secret in _secrets(settings):
+        redact_token_in_logs(secret)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(main())
+    return 0
