@@ -256,6 +256,18 @@ async def on_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text("\n".join(lines) + "\n\nNon-commercial use only.")
 
 
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats: the pool's numbers, for the people listed in ANIMEBOT_ADMIN_IDS only."""
+    service = _service(context)
+    user = update.effective_user
+    if user is None or f"{USER_PREFIX}{user.id}" not in service.settings.admin_ids:
+        await update.effective_message.reply_text("Sorry, /stats is for the bot's admins.")
+        return
+    lines = [f"{name.replace('_', ' ')}: {value:.2f}" if isinstance(value, float) else f"{name.replace('_', ' ')}: {value}"
+             for name, value in service.stats().items()]
+    await update.effective_message.reply_text("\n".join(lines))
+
+
 async def on_style(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/style NAME: remember the chat's default style."""
     service = _service(context)
@@ -490,6 +502,7 @@ def build_application(settings: Settings, service: Service) -> Application:
     application.add_handler(CommandHandler("help", on_help))
     application.add_handler(CommandHandler("styles", on_styles))
     application.add_handler(CommandHandler("style", on_style))
+    application.add_handler(CommandHandler("stats", on_stats))
     # Before the image handler: an animation (GIF) message also carries a document.
     unsupported = (
         filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.VOICE | filters.AUDIO

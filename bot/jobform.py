@@ -122,7 +122,7 @@ def parse_faces(text: str | None) -> bool:
 
 
 def parse_format(text: str | None) -> str | None:
-    """``format`` as jpeg/png/webp, or ``None`` to keep the input's kind."""
+    """``format`` as jpeg/png/webp, or ``None`` (PNG for photos with transparency, else JPEG)."""
     if text is None or not text.strip():
         return None
     name = FORMAT_ALIASES.get(text.strip().lower(), text.strip().lower())

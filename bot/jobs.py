@@ -47,7 +47,7 @@ class JobRequest:
     style: str
     strength: float = 1.0
     faces: bool = True
-    output_format: str | None = None  # "jpeg" | "png" | "webp"; None keeps the input's kind
+    output_format: str | None = None  # "jpeg" | "png" | "webp"; None: PNG when the photo has transparency, else JPEG
 
 
 @dataclass(frozen=True)

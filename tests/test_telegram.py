@@ -620,3 +620,17 @@ async def test_token_never_reaches_the_logs(
     for record in caplog.records:
         assert secret not in record.getMessage()
         assert secret not in (record.exc_text or "")
+
+
+@module_loop
+async def test_stats_is_for_admins_only(telegram: FakeTelegram, service: Service) -> None:
+    admin, someone = new_user("Admin"), new_user("Sam")
+    with_admin = sharing_pool(service, admin_ids={f"telegram:{admin.id}"})
+    async with bot(telegram, with_admin):
+        asked = telegram.send_text(admin, telegram.private_chat(admin), "/stats")
+        (stats,) = await replies(telegram, asked, kind="text")
+        refused = telegram.send_text(someone, telegram.private_chat(someone), "/stats")
+        (refusal,) = await replies(telegram, refused, kind="text")
+
+    assert "queue depth: 0" in stats["text"] and "workers alive: " in stats["text"]
+    assert "admins" in refusal["text"] and "queue" not in refusal["text"]
