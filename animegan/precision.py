@@ -49,9 +49,11 @@ def _convert(module: nn.Module, calibration: list[Tensor] | None) -> object:
     import openvino as ov
 
     example = torch.zeros(1, 3, EXAMPLE_SIDE, EXAMPLE_SIDE)
-    # Tracing warns about the input-shape checks in forward(); they guard eager use and are not part of the graph.
+    # Tracing warns about the input-shape checks in forward() (they guard eager use and are not part of the graph)
+    # and that TorchScript tracing, which OpenVINO's converter uses, is deprecated.
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         model = ov.convert_model(module, example_input=example, input=[ov.PartialShape([1, 3, -1, -1])])
     if calibration:
         import nncf
