@@ -76,10 +76,9 @@ class Engine:
         styles = self.styles()
         chosen = find_style(name, self.weights_dir) if name else styles[0]
         if not chosen.installed:
-            missing = " ".join(model.name for model in chosen.models)
             raise WeightsMissing(
                 f"The {chosen.title} style is not installed on this server. Install it with: "
-                f"animebot weights pull {chosen.name}" + ("" if name else f" ({missing})")
+                f"animebot weights pull {chosen.name}"
             )
         return chosen
 

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from animegan.tiling import ImageFn
 
 Precision = Literal["auto", "fp32", "bf16", "int8"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 COMPILED_DIR = "compiled"
 EXAMPLE_SIDE = 256
 log = logging.getLogger(__name__)
