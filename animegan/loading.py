@@ -6,6 +6,7 @@ so a second start only reads a small safetensors file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -47,7 +48,7 @@ def prepared_state_dict(model: ModelFile, weights_dir: Path) -> dict[str, Tensor
     source = verify_model(model, weights_dir)
     state = {key: value.contiguous() for key, value in _convert(model, source).items()}
     cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(cached.name + ".part")
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.part")  # one per process: workers may race here
     save_file(state, partial)
     partial.replace(cached)
     return state

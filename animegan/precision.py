@@ -7,6 +7,7 @@ weights' sha256, the precision and the OpenVINO version; later starts read it in
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -85,7 +86,8 @@ def openvino_runner(
         log.info("converting %s for OpenVINO (%s); cached in %s", model_key, precision, path)
         model = _convert(module, calibration if precision == "int8" else None)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.stem + ".part.xml")
+        # Worker processes may convert the same model at once: each writes its own files, then renames them in.
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.part.xml")
         ov.save_model(model, partial, compress_to_fp16=False)
         partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
         partial.replace(path)
