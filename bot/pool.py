@@ -13,20 +13,17 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import pkgutil
 import secrets
-import signal
 import threading
 import time
-import traceback
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from animegan.errors import AnimeganError
+from bot.fairness import FairQueue
 from bot.jobs import (
     JobError,
     JobFailed,
@@ -38,6 +35,7 @@ from bot.jobs import (
     JobTimedOut,
     QueueFull,
 )
+from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, STAGE, Message, run_worker
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -50,7 +48,6 @@ WORKER_START_TIMEOUT = 180.0  # importing torch and building the engine on a bus
 WORKER_STOP_TIMEOUT = 5.0
 RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
 TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
 
@@ -59,12 +56,8 @@ CRASH_MESSAGE = "Sorry, something went wrong while drawing your picture. Please 
 TIMEOUT_MESSAGE = "Your picture took too long to draw, so it was stopped. Please try again with a smaller photo."
 SHUTDOWN_MESSAGE = "The bot is restarting. Please send your photo again in a minute."
 
-# Messages on a worker's pipe: tuples tagged by their first item.
-READY, STAGE, DONE, REJECTED, ERROR, FATAL = "ready", "stage", "done", "rejected", "error", "fatal"
 GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / the job ran out of time
-Message = tuple[Any, ...]
 
-T = TypeVar("T")
 
 
 def person_busy_message(waiting: int) -> str:
@@ -121,120 +114,6 @@ class PoolConfig:
 
 class WorkerStartError(RuntimeError):
     """A worker process could not build its engine (bad factory path, broken install...)."""
-
-
-# --- the worker process ---------------------------------------------------------------------------------------
-
-
-def run_worker(factory: str, options: Mapping[str, Any], threads: int, conn: Connection) -> None:
-    """Entry point of a worker process: build the engine once, then stylize each job ``conn`` brings.
-
-    Receives ``(job_id, JobRequest)`` tuples, or ``None`` to stop. Sends ``(READY, pid)`` once the engine is
-    built (or ``(FATAL, traceback)``), then per job any number of ``(STAGE, job_id, stage, fraction)`` and one of
-    ``(DONE, job_id, (data, mime, width, height, notes))``, ``(REJECTED, job_id, message)`` or
-    ``(ERROR, job_id, traceback)``.
-    """
-    for name in THREAD_ENV_VARS:  # before the factory imports torch, so its thread pools are sized once
-        os.environ[name] = str(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us itself
-    try:
-        engine = pkgutil.resolve_name(factory)(**options)
-        warm_up = getattr(engine, "load", None)
-        if callable(warm_up):  # load the default style now, so the first person does not wait for it
-            with contextlib.suppress(AnimeganError):  # its weights may be missing: jobs will say so plainly
-                warm_up()
-    except BaseException:
-        conn.send((FATAL, traceback.format_exc()))
-        return
-    conn.send((READY, os.getpid()))
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:  # the parent went away
-            return
-        if job is None:
-            return
-        job_id, request = job
-        conn.send(_stylize(engine, job_id, request, conn))
-
-
-def _stylize(engine: Any, job_id: str, request: JobRequest, conn: Connection) -> Message:
-    def report(stage: str, fraction: float) -> None:
-        conn.send((STAGE, job_id, stage, fraction))
-
-    try:
-        out = engine.stylize_bytes(
-            request.image,
-            request.style,
-            strength=request.strength,
-            faces=request.faces,
-            output_format=request.output_format,
-            on_stage=report,
-        )
-    except AnimeganError as error:
-        return (REJECTED, job_id, error.message)
-    except Exception:
-        return (ERROR, job_id, traceback.format_exc())
-    # Plain values only: unpickling the engine's own result type would import the engine here.
-    return (DONE, job_id, (out.data, out.mime, out.width, out.height, tuple(out.notes)))
-
-
-# --- the queue ------------------------------------------------------------------------------------------------
-
-
-class FairQueue(Generic[T]):
-    """Waiting items served round-robin over people: one item of each person in turn, in order of arrival.
-
-    Retried items (``push_urgent``) go before everything else. Pure data structure: no asyncio, no clocks.
-    """
-
-    def __init__(self) -> None:
-        self._urgent: deque[T] = deque()
-        self._by_user: OrderedDict[str, deque[T]] = OrderedDict()  # key order is the rotation
-
-    def __len__(self) -> int:
-        return len(self._urgent) + sum(len(items) for items in self._by_user.values())
-
-    def waiting(self, user: str) -> int:
-        """Items of ``user`` waiting (retries not counted)."""
-        return len(self._by_user.get(user, ()))
-
-    def push(self, user: str, item: T) -> None:
-        """Queue ``item`` behind ``user``'s earlier items; a person new to the queue joins the end of the turn."""
-        self._by_user.setdefault(user, deque()).append(item)
-
-    def push_urgent(self, item: T) -> None:
-        """Queue ``item`` ahead of every person's items."""
-        self._urgent.append(item)
-
-    def pop(self) -> T:
-        """The next item; raises ``IndexError`` when empty."""
-        if self._urgent:
-            return self._urgent.popleft()
-        if not self._by_user:
-            raise IndexError("pop from an empty FairQueue")
-        user, items = next(iter(self._by_user.items()))
-        item = items.popleft()
-        if items:
-            self._by_user.move_to_end(user)
-        else:
-            del self._by_user[user]
-        return item
-
-    def order(self) -> list[T]:
-        """Every waiting item, in the order ``pop`` would return them if nothing new arrived."""
-        rounds = max((len(items) for items in self._by_user.values()), default=0)
-        ordered = list(self._urgent)
-        for turn in range(rounds):
-            ordered.extend(items[turn] for items in self._by_user.values() if len(items) > turn)
-        return ordered
-
-    def clear(self) -> list[T]:
-        """Remove and return every waiting item, in order."""
-        items = self.order()
-        self._urgent.clear()
-        self._by_user.clear()
-        return items
 
 
 # --- one job, as the front ends see it ------------------------------------------------------------------------

@@ -31,11 +31,11 @@ from bot.jobs import (
     JobTimedOut,
     QueueFull,
 )
+from bot.fairness import FairQueue
 from bot.pool import (
     BUSY_MESSAGE,
     CRASH_MESSAGE,
     SHUTDOWN_MESSAGE,
-    FairQueue,
     InferencePool,
     PoolConfig,
     PoolJob,
