@@ -98,7 +98,7 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
         mirror = args.mirror or settings.weights_mirror
         pull(args.names, folder, mirror, progress=not args.quiet, accept_unpinned=args.accept_unpinned,
              on_result=_print_pull)
-        _prepare(args.names, folder)
+        _prepare(args.names, folder, settings.precision)
         print(f"Weights are in {folder}")
         return 0
     models = resolve_models(args.names) if args.names else list(load_manifest().models.values())
@@ -119,13 +119,14 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
-def _prepare(names: Sequence[str], folder: Path) -> None:
-    """Convert freshly pulled files to safetensors now, so the first photo does not wait for it."""
-    from animegan.loading import prepared_state_dict
+def _prepare(names: Sequence[str], folder: Path, precision: str) -> None:
+    """Convert freshly pulled files now (safetensors, then the fast-path model), so the first photo does not wait."""
+    from animegan.engine import Engine
 
+    engine = Engine(folder, precision)  # type: ignore[arg-type]
     for model in resolve_models(names):
         if model.is_installed(folder):
-            prepared_state_dict(model, folder)
+            engine.generator(model)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,7 +135,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.pull:
         folder = _weights_dir(settings)
         pull([], folder, settings.weights_mirror, progress=not args.quiet, on_result=_print_pull)
-        _prepare([], folder)
+        _prepare([], folder, settings.precision)
     return serve(settings)
 
 

@@ -141,6 +141,7 @@ def test_cli_pull_list_verify(weights_mirror: Path, tmp_path: Path, monkeypatch:
     assert "animeganv3_hayao_36_fp16.onnx: ok" in out
     assert "hayao       installed" in out and "shinkai     not installed" in out
     assert "non-commercial" in out
-    assert list((tmp_path / "converted").glob("animeganv3_hayao-*.safetensors"))  # converted at pull time
+    assert list((tmp_path / "converted").glob("animeganv3_hayao-*.safetensors"))  # converted at pull time,
+    assert list((tmp_path / "compiled").glob("animeganv3_hayao-*.xml"))  # and prepared for the fast path
     assert main(["weights", "verify", "shinkai"]) == 1
     assert "animebot weights pull animeganv3_shinkai" in capsys.readouterr().err
