@@ -29,7 +29,8 @@ from animegan.tiling import run_tiled
 
 DEFAULT_WORKING_SIZE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000
-TILE_SIZE = 512
+WHOLE_IMAGE_SIDE = 1024  # up to this the generator runs on the whole picture: fastest, and no tile seams at all
+TILE_SIZE = 512  # beyond it, tiles this big keep the generator's memory bounded
 TILE_OVERLAP = 64
 CALIBRATION_SIDE = 512
 
@@ -90,7 +91,11 @@ class Engine:
             fast = to_generator_range(optimize(module, key, self.precision, self.weights_dir, self._calibration()))
             multiple = size_multiple(model)
             self._generators[model.name] = lambda image: run_tiled(
-                fast, image, tile=TILE_SIZE, overlap=TILE_OVERLAP, multiple=multiple
+                fast,
+                image,
+                tile=WHOLE_IMAGE_SIDE if max(image.shape[-2:]) <= WHOLE_IMAGE_SIDE else TILE_SIZE,
+                overlap=TILE_OVERLAP,
+                multiple=multiple,
             )
         return self._generators[model.name]
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from animegan.faces import Face, paint_faces
 from animegan.filters import blend, equalize_contrast, shinkai_finish
+from animegan.tiling import run_in_strips
 
 ImageFn = Callable[[Tensor], Tensor]
 StageCallback = Callable[[str, float], None]
@@ -21,6 +22,10 @@ StageCallback = Callable[[str, float], None]
 MIN_LONG_SIDE = 256  # AnimeGAN needs some context: tiny photos are upscaled to this first
 MAX_OUTPUT_SIDE = 4096
 FACE_CROP_SIZE = 512
+# Bigger pictures are equalised at this size and finished in strips, so memory stays bounded (see the functions).
+STATISTICS_SIDE = 1024
+FINISH_STRIP_ROWS = 256
+FINISH_HALO_ROWS = 16  # the glow's 15x15 blur reads 7 rows each way
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,16 @@ def stylize_image(
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     if strength == 0.0:
         return photo
-    prepared = equalize_contrast(photo, strength=strength)
+    prepared = equalize_contrast(photo, strength=strength, max_side=STATISTICS_SIDE)
     report("stylizing", 0.0)
     styled = scene(prepared)
     if faces and face_model is not None:
         report("stylizing", 0.7)
         styled = paint_faces(prepared, styled, faces, face_model, size=FACE_CROP_SIZE)
     report("finishing", 0.0)
+    del prepared
     if finish == "shinkai":
-        styled = shinkai_finish(styled, strength=strength)
+        styled = run_in_strips(
+            lambda rows: shinkai_finish(rows, strength=strength), styled, FINISH_STRIP_ROWS, FINISH_HALO_ROWS
+        )
     return blend(photo, styled, strength)

@@ -102,3 +102,26 @@ def run_tiled(
             out[..., y : y + h, x : x + w] += result * weight
             total[..., y : y + h, x : x + w] += weight
     return out / total
+
+
+def run_in_strips(operation: ImageFn, image: Tensor, strip: int = 256, halo: int = 16) -> Tensor:
+    """A local operation (each output pixel depends on input pixels at most ``halo`` px away) run on horizontal
+    strips, so its temporaries are strip-sized; the result equals running it on the whole image.
+
+    Edge handling matches the whole-image run only where the operation's own border mode does (replicate pads
+    give the same values at the image's top and bottom; inside, each strip sees ``halo`` real rows around it).
+
+    Args:
+        image: (B, C, H, W).
+    Returns:
+        (B, C, H, W).
+    """
+    height = image.shape[-2]
+    if height <= strip:
+        return operation(image)
+    out = torch.empty_like(image)
+    for top in range(0, height, strip):
+        bottom = min(top + strip, height)
+        start, stop = max(top - halo, 0), min(bottom + halo, height)
+        out[..., top:bottom, :] = operation(image[..., start:stop, :])[..., top - start : top - start + bottom - top, :]
+    return out
