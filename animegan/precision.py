@@ -6,6 +6,7 @@ weights' sha256, the precision and the OpenVINO version; later starts read it in
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -16,10 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from animegan.tiling import ImageFn
+from animegan.tiling import ImageFn, pad_to_multiple
 
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 COMPILED_DIR = "compiled"
+SHAPE_STEP = 64
+COMPILED_SHAPES = 2  # a tile or face-crop shape and a whole-picture shape
 EXAMPLE_SIDE = 256
 log = logging.getLogger(__name__)
 
@@ -92,16 +95,26 @@ def openvino_runner(
         partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
         partial.replace(path)
     hint = "bf16" if precision in ("bf16", "int8") and bf16_supported() else "f32"
-    compiled = core.compile_model(model, "CPU", {
+    config = {
         "INFERENCE_PRECISION_HINT": hint,
         "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         "PERFORMANCE_HINT": "LATENCY",
-    })
-    request = compiled.create_infer_request()
+    }
+
+    # A model compiled for one fixed shape plans and reuses its buffers: ~200 MB less at 1024 px than the
+    # dynamic-shape model, and a little faster. Sizes are rounded up to SHAPE_STEP so few shapes occur, and only
+    # the last few stay compiled (each keeps its buffers).
+    @functools.lru_cache(maxsize=COMPILED_SHAPES)
+    def request_for(height: int, width: int) -> object:
+        fixed = model.clone()
+        fixed.reshape({0: [1, 3, height, width]})
+        return core.compile_model(fixed, "CPU", config).create_infer_request()
 
     def run(image: Tensor) -> Tensor:
-        output = request.infer({0: np.ascontiguousarray(image.numpy(), dtype=np.float32)})[0]
-        return torch.from_numpy(np.array(output, dtype=np.float32))
+        padded, (height, width) = pad_to_multiple(image, SHAPE_STEP)
+        request = request_for(*padded.shape[-2:])
+        output = request.infer({0: np.ascontiguousarray(padded.numpy(), dtype=np.float32)})[0]  # type: ignore[attr-defined]
+        return torch.from_numpy(np.array(output[..., :height, :width], dtype=np.float32))
 
     return run
 
