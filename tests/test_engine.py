@@ -154,8 +154,10 @@ def test_cli_stylizes_a_folder(weights_dir: Path, tmp_path: Path, monkeypatch: p
 def test_24_megapixel_photo_stays_within_worker_memory(weights_dir: Path, tmp_path: Path, size: int) -> None:
     """A 6000x4000 photo in a fresh process, at the default size and at 2048 px (tiled): peak RSS under 1.5 GB.
 
-    Measured as VmHWM: ru_maxrss would carry the (large) pytest parent's peak over through fork and exec.
+    Measured as VmHWM: ru_maxrss would carry the (large) pytest parent's peak over through fork and exec. The model
+    is prepared first, as ``animebot weights pull`` does before any worker starts.
     """
+    Engine(weights_dir).load("shinkai")
     big = tmp_path / "big.jpg"
     gradient = Image.linear_gradient("L").resize((6000, 4000))
     Image.merge("RGB", (gradient, gradient.rotate(90, expand=False), gradient)).save(big, quality=85)
