@@ -24,7 +24,7 @@ from animegan.pipeline import (
     target_size,
     to_generator_range,
 )
-from animegan.precision import Precision, optimize, resolve
+from animegan.precision import Precision, optimize
 from animegan.tiling import run_tiled
 
 DEFAULT_WORKING_SIZE = 1024
@@ -86,9 +86,11 @@ class Engine:
     def generator(self, model: ModelFile) -> ImageFn:
         """The [0, 1] -> [0, 1] generator of ``model``, optimized for this precision, tiled for big images."""
         if model.name not in self._generators:
-            module = build_generator(model, self.weights_dir)
             key = converted_path(model, self.weights_dir).stem
-            fast = to_generator_range(optimize(module, key, self.precision, self.weights_dir, self._calibration()))
+            fast = to_generator_range(optimize(
+                lambda: build_generator(model, self.weights_dir), key, self.precision, self.weights_dir,
+                self._calibration,
+            ))
             multiple = size_multiple(model)
             self._generators[model.name] = lambda image: run_tiled(
                 fast,
@@ -99,10 +101,8 @@ class Engine:
             )
         return self._generators[model.name]
 
-    def _calibration(self) -> list[Tensor] | None:
+    def _calibration(self) -> list[Tensor]:
         """Calibration inputs for INT8: the photos in ``calibration_dir`` at 512 px, in [-1, 1]."""
-        if resolve(self.precision) != "int8":
-            return None
         photos = sorted(self.calibration_dir.glob("*.jpg")) if self.calibration_dir else []
         if not photos:
             raise ValueError("precision int8 needs calibration photos: pass calibration_dir (JPEG files)")

@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -75,10 +76,20 @@ def ir_path(cache_dir: Path, model_key: str, precision: str) -> Path:
     return cache_dir / COMPILED_DIR / f"{model_key}-{weights_kind}-ov{version}.xml"
 
 
+ModuleFactory = Callable[[], nn.Module]
+CalibrationFactory = Callable[[], list[Tensor]]
+
+
 def openvino_runner(
-    module: nn.Module, model_key: str, precision: str, cache_dir: Path, calibration: list[Tensor] | None = None
+    build_module: ModuleFactory,
+    model_key: str,
+    precision: str,
+    cache_dir: Path,
+    calibration: CalibrationFactory | None = None,
 ) -> ImageFn:
-    """``module`` compiled by OpenVINO: bf16 maths on CPUs that have it, INT8 convs when ``precision`` is int8."""
+    """The module ``build_module`` makes, compiled by OpenVINO: bf16 maths on CPUs that have it, INT8 convs when
+    ``precision`` is int8. The module (and the calibration photos) are only made when no converted model is cached,
+    so a worker's start reads one file instead of building the network."""
     import openvino as ov
 
     path = ir_path(cache_dir, model_key, precision)
@@ -87,7 +98,8 @@ def openvino_runner(
         model = core.read_model(path)
     else:
         log.info("converting %s for OpenVINO (%s); cached in %s", model_key, precision, path)
-        model = _convert(module, calibration if precision == "int8" else None)
+        images = calibration() if precision == "int8" and calibration is not None else None
+        model = _convert(build_module(), images)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Worker processes may convert the same model at once: each writes its own files, then renames them in.
         partial = path.with_name(f"{path.stem}.{os.getpid()}.part.xml")
@@ -120,18 +132,18 @@ def openvino_runner(
 
 
 def optimize(
-    module: nn.Module,
+    build_module: ModuleFactory,
     model_key: str,
     precision: Precision,
     cache_dir: Path,
-    calibration: list[Tensor] | None = None,
+    calibration: CalibrationFactory | None = None,
 ) -> ImageFn:
-    """A runner of ``module`` ([-1, 1] in and out, (1, 3, H, W)) at ``precision``.
+    """A runner of the module ``build_module`` makes ([-1, 1] in and out, (1, 3, H, W)) at ``precision``.
 
     "fp32" is eager PyTorch; "auto" is OpenVINO with bf16 maths where the CPU has it; "int8" needs
-    ``calibration`` images ((1, 3, H, W) in [-1, 1]).
+    ``calibration`` to give images ((1, 3, H, W) in [-1, 1]) when the model is first converted.
     """
     chosen = resolve(precision)
     if chosen == "fp32":
-        return fp32_runner(module)
-    return openvino_runner(module, model_key, chosen, cache_dir, calibration)
+        return fp32_runner(build_module())
+    return openvino_runner(build_module, model_key, chosen, cache_dir, calibration)

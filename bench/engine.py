@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import json
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ from animegan.filters import equalize_contrast, shinkai_finish
 from animegan.images import decode_image, encode_image, to_tensor, to_uint8
 from animegan.loading import build_generator
 from animegan.manifest import default_weights_dir, load_manifest
-from animegan.pipeline import FACE_CROP_SIZE, to_generator_range
+from animegan.pipeline import FACE_CROP_SIZE
 from animegan.precision import fp32_runner, openvino_runner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,9 +91,9 @@ def variants(model_name: str, weights_dir: Path, cache: Path, threads: int) -> d
     runners: dict[str, Runner] = {"torch eager fp32": fp32_runner(module)}
     if model.file.endswith(".onnx"):
         runners["onnxruntime (fp16 ONNX file)"] = onnxruntime_runner(model.path(weights_dir), threads)
-    runners["openvino fp32"] = openvino_runner(module, model_name, "fp32", cache)
-    runners["openvino bf16 (default)"] = openvino_runner(module, model_name, "bf16", cache)
-    runners["openvino int8+bf16"] = openvino_runner(module, model_name, "int8", cache, calibration_images())
+    runners["openvino fp32"] = openvino_runner(lambda: module, model_name, "fp32", cache)
+    runners["openvino bf16 (default)"] = openvino_runner(lambda: module, model_name, "bf16", cache)
+    runners["openvino int8+bf16"] = openvino_runner(lambda: module, model_name, "int8", cache, calibration_images)
     return runners
 
 
