@@ -171,15 +171,17 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     job = find_job(request)
     async with sse_response(request, ping_interval=SSE_PING_SECONDS) as stream:
         with contextlib.suppress(ConnectionResetError):
-            async for seq in job.changes(_last_event_id(request)):
+            sent = _last_event_id(request)
+            async for seq in job.changes(sent):
+                for step, progress in job.progress_since(sent):
+                    await stream.send(json.dumps(progress_json(progress)), id=str(step), event="progress")
                 if job.result is not None:
                     await stream.send(json.dumps(job_json(job)), id=str(seq), event="done")
                 elif job.error is not None:
                     await stream.send(
                         json.dumps(ApiError.from_job_error(job.error).body()), id=str(seq), event="failed"
                     )
-                else:
-                    await stream.send(json.dumps(progress_json(job.progress)), id=str(seq), event="progress")
+                sent = seq
     return stream
 
 

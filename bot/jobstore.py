@@ -2,7 +2,7 @@
 
 The pool forgets a job once it has answered; the HTTP API must still answer ``GET /jobs/{id}`` and stream
 progress to a page that connects a moment later. Each stored job has one follower task reading the pool's
-progress events and keeping only the latest one, so a slow reader never holds a backlog.
+progress events and keeping only the latest one per stage, so a slow reader never holds a backlog.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class WebJob:
         self.faces = request.faces
         self.progress = JobProgress(JobStage.QUEUED, position=handle.position or None)
         self.seq = 0
+        self._latest_per_stage: dict[JobStage, tuple[int, JobProgress]] = {JobStage.QUEUED: (0, self.progress)}
         self.result: JobResult | None = None
         self.error: JobError | None = None
         self.finished_at: float | None = None
@@ -68,7 +69,8 @@ class WebJob:
     async def changes(self, seen: int = -1) -> AsyncIterator[int]:
         """Yield the current ``seq`` each time it moves past ``seen``; ends once the job finished.
 
-        Intermediate states a slow reader missed are skipped: it always sees the latest one.
+        Intermediate states a slow reader missed are skipped: it always sees the latest one (and, through
+        ``progress_since``, the last event of every stage it missed).
         """
         while True:
             if self.seq > seen:
@@ -78,6 +80,14 @@ class WebJob:
                 return
             changed = self._changed
             await changed.wait()
+
+    def progress_since(self, seen: int) -> list[tuple[int, JobProgress]]:
+        """The latest ``(seq, progress)`` of each stage newer than ``seen``, in order: a slow reader may skip
+        fractions within a stage, never a whole stage (a fast "finishing" would otherwise vanish behind "done")."""
+        return sorted(
+            ((seq, progress) for seq, progress in self._latest_per_stage.values() if seq > seen),
+            key=lambda item: item[0],
+        )
 
     def _touch(self) -> None:
         self.seq += 1
@@ -89,6 +99,7 @@ class WebJob:
             return  # the outcome itself is recorded by _finish, with the result or error
         self.progress = progress
         self._touch()
+        self._latest_per_stage[progress.stage] = (self.seq, progress)
 
     def _finish(self, outcome: JobResult | JobError, now: float) -> None:
         if isinstance(outcome, JobError):

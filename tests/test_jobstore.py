@@ -161,3 +161,22 @@ async def test_job_ids_are_long_and_random() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         JobStore(capacity=0, ttl=60)
+
+
+async def test_a_late_reader_still_gets_the_last_event_of_every_stage() -> None:
+    store = JobStore(capacity=4, ttl=60, clock=FakeClock())
+    handle = HandDrivenJob(position=1)
+    job = store.add(handle, REQUEST, source="key")
+    for stage, fraction in [(JobStage.DECODING, 0.0), (JobStage.STYLIZING, 0.0), (JobStage.STYLIZING, 0.7),
+                            (JobStage.FINISHING, 0.0), (JobStage.FINISHING, 1.0)]:
+        handle.report(stage, fraction)
+    handle.succeed()
+    await job.wait()
+
+    missed = job.progress_since(-1)
+    assert [(p.stage, p.fraction) for _, p in missed] == [
+        (JobStage.QUEUED, 0.0), (JobStage.DECODING, 0.0), (JobStage.STYLIZING, 0.7), (JobStage.FINISHING, 1.0)
+    ]
+    seqs = [seq for seq, _ in missed]
+    assert seqs == sorted(set(seqs)) and seqs[-1] < job.seq  # in order, all before the outcome
+    assert [p.stage for _, p in job.progress_since(seqs[1])] == [JobStage.STYLIZING, JobStage.FINISHING]
