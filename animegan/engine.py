@@ -25,14 +25,22 @@ from animegan.pipeline import (
     to_generator_range,
 )
 from animegan.precision import Precision, optimize
+from animegan.quantize import (
+    calibration_digest,
+    calibration_photos,
+    calibration_set,
+    default_calibration_dir,
+)
 from animegan.tiling import run_tiled
 
 DEFAULT_WORKING_SIZE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000
+# The scene generator runs at this long side at most; bigger pictures are brought up by a guided filter. At 1024 px
+# that is 4x less generator work and memory (see docs/benchmarks.md for what it changes).
+DEFAULT_SCENE_SIDE: int | None = 512
 WHOLE_IMAGE_SIDE = 1024  # up to this the generator runs on the whole picture: fastest, and no tile seams at all
 TILE_SIZE = 512  # beyond it, tiles this big keep the generator's memory bounded
 TILE_OVERLAP = 64
-CALIBRATION_SIDE = 512
 
 
 class Engine:
@@ -40,12 +48,14 @@ class Engine:
 
     Args:
         weights_dir: installed weights (default: the user cache dir, or ``ANIMEBOT_WEIGHTS_DIR``).
-        precision: "auto" (the fast quantized path), "fp32" (reference), "bf16" or "int8".
+        precision: "auto" (bf16 where the CPU has it, else INT8), "fp32" (eager reference), "bf16" or "int8".
         working_size: long side, in px, photos are stylized at unless a call asks for another size.
         threads: torch threads of this process (default: torch's choice).
         min_face_size: faces whose box is smaller than this (px, at working size) are left to the scene model.
         max_pixels: photos with more pixels are refused before their pixels are decoded.
-        calibration_dir: real photos INT8 quantization is calibrated on (needed for precision "int8" only).
+        calibration_dir: real photos INT8 quantization is calibrated on (default: the set that ships with animegan).
+        scene_side: long side the scene generator runs at at most; bigger pictures are brought up from it by a guided
+            filter (``animegan.upsampling``). ``None`` runs it at the full size.
     """
 
     def __init__(
@@ -57,12 +67,14 @@ class Engine:
         min_face_size: int = 40,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         calibration_dir: Path | None = None,
+        scene_side: int | None = DEFAULT_SCENE_SIDE,
     ) -> None:
         self.weights_dir = Path(weights_dir) if weights_dir else default_weights_dir()
         self.precision: Precision = precision
         self.working_size = working_size
         self.max_pixels = max_pixels
-        self.calibration_dir = calibration_dir
+        self.calibration_dir = Path(calibration_dir) if calibration_dir else default_calibration_dir()
+        self.scene_side = scene_side
         if threads:
             torch.set_num_threads(threads)
         self._detector = FaceDetector(min_face_size=min_face_size)
@@ -87,11 +99,13 @@ class Engine:
         """The [0, 1] -> [0, 1] generator of ``model``, optimized for this precision, tiled for big images."""
         if model.name not in self._generators:
             key = converted_path(model, self.weights_dir).stem
+            photos = calibration_photos(self.calibration_dir)
+            multiple = size_multiple(model)
             fast = to_generator_range(optimize(
                 lambda: build_generator(model, self.weights_dir), key, self.precision, self.weights_dir,
-                self._calibration,
+                lambda: calibration_set(photos, multiple),
+                calibration_digest(photos),
             ))
-            multiple = size_multiple(model)
             self._generators[model.name] = lambda image: run_tiled(
                 fast,
                 image,
@@ -100,17 +114,6 @@ class Engine:
                 multiple=multiple,
             )
         return self._generators[model.name]
-
-    def _calibration(self) -> list[Tensor]:
-        """Calibration inputs for INT8: the photos in ``calibration_dir`` at 512 px, in [-1, 1]."""
-        photos = sorted(self.calibration_dir.glob("*.jpg")) if self.calibration_dir else []
-        if not photos:
-            raise ValueError("precision int8 needs calibration photos: pass calibration_dir (JPEG files)")
-        images = []
-        for photo in photos:
-            pixels = decode_image(photo.read_bytes()).rgb
-            images.append(to_tensor(_resize_uint8(pixels, target_size(*pixels.shape[:2], CALIBRATION_SIDE))) * 2 - 1)
-        return images
 
     def load(self, style: str | None = None) -> None:
         """Load a style's models now rather than on the first photo."""
@@ -135,7 +138,8 @@ class Engine:
             report("finding_faces", 0.0)
             found = self._detector.detect(image)
         result = stylize_image(
-            image, scene, faces=found, face_model=face_model, finish=chosen.finish, strength=strength, report=report
+            image, scene, faces=found, face_model=face_model, finish=chosen.finish, strength=strength,
+            scene_side=self.scene_side, report=report,
         )
         return result, len(found)
 

@@ -255,6 +255,21 @@ def face_mask(size: int = DEFAULT_FACE_SIZE, feather: float = DEFAULT_FEATHER) -
     return (ramp * ramp * (3.0 - 2.0 * ramp))[None, None]
 
 
+def crop_side_in_image(face: Face) -> float:
+    """How many image pixels the side of the face's aligned crop spans (the crop's footprint in the image)."""
+    template_eye_span = FFHQ_TEMPLATE[RIGHT_EYE][0] - FFHQ_TEMPLATE[LEFT_EYE][0]
+    return face.eye_distance * FFHQ_TEMPLATE_SIZE / template_eye_span
+
+
+def crop_size_for(face: Face, sizes: Sequence[int]) -> int:
+    """The smallest of ``sizes`` that holds the face at its size in the image (the largest if none does).
+
+    Stylizing a face bigger than it will be shown costs time for pixels the warp back throws away.
+    """
+    footprint = crop_side_in_image(face)
+    return next((size for size in sorted(sizes) if size >= footprint), max(sizes))
+
+
 def paint_faces(
     photo: Tensor,
     stylized: Tensor,
@@ -262,44 +277,59 @@ def paint_faces(
     stylize_face: Callable[[Tensor], Tensor],
     size: int = DEFAULT_FACE_SIZE,
     feather: float = DEFAULT_FEATHER,
+    sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Replace each face of the stylized photo by the face stylized upright, blended under a feathered mask.
 
-    Each face is warped back only into the image region its crop covers, so memory stays bounded on big photos.
-    Faces are painted in the given order; where two overlap, the later one is on top.
+    Faces whose crops have the same size are stylized in one batch. Each face is warped back only into the image
+    region its crop covers, so memory stays bounded on big photos. Faces are painted in the given order; where two
+    overlap, the later one is on top.
 
     Args:
         photo: the original, RGB in [0, 1], shape (1, 3, H, W); faces are cut from it.
         stylized: the whole photo already stylized, same shape; it shows wherever there is no face.
         faces: faces in pixels of ``photo``; none gives ``stylized`` back unchanged.
-        stylize_face: takes and returns (1, 3, size, size) in [0, 1].
-        size: side of the aligned crop ``stylize_face`` gets.
-        feather: width of the soft edge as a fraction of ``size`` (see ``face_mask``).
+        stylize_face: takes and returns (N, 3, s, s) in [0, 1], s one of the crop sizes.
+        size: side of the aligned crop, when ``sizes`` is not given.
+        feather: width of the soft edge as a fraction of the crop side (see ``face_mask``).
+        sizes: crop sides to choose from per face (``crop_size_for``), e.g. (256, 384, 512).
     Returns:
         a new tensor, shape (1, 3, H, W), in [0, 1].
     """
     _check_image(photo, "photo")
     if stylized.shape != photo.shape:
         raise ValueError(f"stylized must have the photo's shape {tuple(photo.shape)}, got {tuple(stylized.shape)}")
-    height, width = photo.shape[-2:]
+    choices = tuple(sizes) if sizes else (size,)
+    crops = [align_face(photo, face, crop_size_for(face, choices)) for face in faces]
+    painted: list[Tensor | None] = [None] * len(faces)
+    for side in sorted({crop.shape[-1] for crop, _ in crops}):
+        batch = [index for index, (crop, _) in enumerate(crops) if crop.shape[-1] == side]
+        stacked = torch.cat([crops[index][0] for index in batch])
+        result = stylize_face(stacked)
+        if result.shape != stacked.shape:
+            raise ValueError(f"stylize_face must return shape {tuple(stacked.shape)}, got {tuple(result.shape)}")
+        for position, index in enumerate(batch):
+            painted[index] = result[position : position + 1]
     result = stylized.clone()
-    mask = face_mask(size, feather).to(photo)
-    for face in faces:
-        crop, matrix = align_face(photo, face, size)
-        painted = stylize_face(crop)
-        if painted.shape != crop.shape:
-            raise ValueError(f"stylize_face must return shape {tuple(crop.shape)}, got {tuple(painted.shape)}")
-        back = invert_affine_transform(matrix[None])[0]
-        region = _covered_region(back, size, height, width, SAMPLING_MARGIN)
-        if region is None:
-            continue
-        x0, y0, x1, y1 = region
-        layers = torch.cat([painted.to(photo).clamp(0.0, 1.0), mask], dim=1)
-        layers, into_region = _shrink_for_warp(layers, _compose(_translation(-x0, -y0, back), back))
-        warped = warp_affine(layers, into_region[None], (y1 - y0, x1 - x0), padding_mode="zeros", align_corners=True)
-        face_pixels, alpha = warped[:, :3].clamp(0.0, 1.0), warped[:, 3:].clamp(0.0, 1.0)
-        result[..., y0:y1, x0:x1] = torch.lerp(result[..., y0:y1, x0:x1], face_pixels, alpha)
+    for (crop, matrix), face_pixels in zip(crops, painted, strict=True):
+        assert face_pixels is not None
+        _paste_face(result, face_pixels.to(photo), matrix, face_mask(crop.shape[-1], feather).to(photo))
     return result
+
+
+def _paste_face(result: Tensor, painted: Tensor, matrix: Tensor, mask: Tensor) -> None:
+    """Warp a stylized crop back by the inverse of ``matrix`` and blend it into ``result`` in place."""
+    height, width = result.shape[-2:]
+    back = invert_affine_transform(matrix[None])[0]
+    region = _covered_region(back, painted.shape[-1], height, width, SAMPLING_MARGIN)
+    if region is None:
+        return
+    x0, y0, x1, y1 = region
+    layers = torch.cat([painted.clamp(0.0, 1.0), mask], dim=1)
+    layers, into_region = _shrink_for_warp(layers, _compose(_translation(-x0, -y0, back), back))
+    warped = warp_affine(layers, into_region[None], (y1 - y0, x1 - x0), padding_mode="zeros", align_corners=True)
+    face_pixels, alpha = warped[:, :3].clamp(0.0, 1.0), warped[:, 3:].clamp(0.0, 1.0)
+    result[..., y0:y1, x0:x1] = torch.lerp(result[..., y0:y1, x0:x1], face_pixels, alpha)
 
 
 def _check_image(image: Tensor, name: str) -> None:

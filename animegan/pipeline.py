@@ -15,13 +15,15 @@ from torch import Tensor
 from animegan.faces import Face, paint_faces
 from animegan.filters import blend, equalize_contrast, shinkai_finish
 from animegan.tiling import run_in_strips
+from animegan.upsampling import generator_size, guided_upsample
 
 ImageFn = Callable[[Tensor], Tensor]
 StageCallback = Callable[[str, float], None]
 
 MIN_LONG_SIDE = 256  # AnimeGAN needs some context: tiny photos are upscaled to this first
 MAX_OUTPUT_SIDE = 4096
-FACE_CROP_SIZE = 512
+# A face is stylized at the smallest of these that holds it at its size in the output (see faces.crop_size_for).
+FACE_CROP_SIZES = (256, 384, 512)
 # Bigger pictures are equalised at this size and finished in strips, so memory stays bounded (see the functions).
 STATISTICS_SIDE = 1024
 FINISH_STRIP_ROWS = 256
@@ -82,6 +84,7 @@ def stylize_image(
     face_model: ImageFn | None = None,
     finish: str = "shinkai",
     strength: float = 1.0,
+    scene_side: int | None = None,
     report: StageCallback = no_stage_report,
 ) -> Tensor:
     """The style applied to one photo.
@@ -92,6 +95,8 @@ def stylize_image(
         faces: faces found in ``photo``; each is stylized aligned by ``face_model`` and blended back.
         finish: "shinkai" for the Shinkai grade and glow, "none" for the network's own colours.
         strength: 0 returns ``photo``, 1 the full style; both network output and filters fade in between.
+        scene_side: when the photo's long side is larger, the scene generator runs at this long side and its result
+            is brought up by ``guided_upsample`` (faces are still painted at their full size).
     Returns:
         (1, 3, H, W) in [0, 1].
     """
@@ -101,10 +106,15 @@ def stylize_image(
         return photo
     prepared = equalize_contrast(photo, strength=strength, max_side=STATISTICS_SIDE)
     report("stylizing", 0.0)
-    styled = scene(prepared)
+    if scene_side and max(prepared.shape[-2:]) > scene_side:
+        small = resize(prepared, generator_size(*prepared.shape[-2:], scene_side))
+        styled = guided_upsample(scene(small), prepared)
+        del small
+    else:
+        styled = scene(prepared)
     if faces and face_model is not None:
         report("stylizing", 0.7)
-        styled = paint_faces(prepared, styled, faces, face_model, size=FACE_CROP_SIZE)
+        styled = paint_faces(prepared, styled, faces, face_model, sizes=FACE_CROP_SIZES)
     report("finishing", 0.0)
     del prepared
     if finish == "shinkai":

@@ -1,20 +1,25 @@
-"""Engine benchmark: every precision of each generator side by side in one run, plus one photo's stage breakdown.
+"""Engine benchmark: the default path against onnxruntime fp32 and eager PyTorch, as a bot sees photos.
 
-    python bench/engine.py [--weights-dir DIR] [--sizes 256 512 1024] [--repeats 5] [--threads 2]
+    python bench/engine.py [--weights-dir DIR] [--threads 2] [--photos 12] [--output docs/benchmarks.md]
 
-Prints, per model and size: median ms, speed-up vs eager fp32 PyTorch, PSNR vs eager fp32, and the process's
-RSS after that variant ran; then the peak memory of a fresh worker doing one 512 px face photo; then that photo's
-stages (decode, detect, align, generator, filters, encode). Ratios are measured in the same run, so a noisy
-machine moves all columns together.
+Every ratio is measured side by side in one run: each photo goes through every variant in turn, so a noisy
+machine moves all columns together. Photos are the calibration set (real photos of varied shapes) taken in turn,
+never one shape repeated. Prints, and writes to ``--output`` with the machine it ran on:
+
+1. the generator at 512 px: ms per photo, x onnxruntime fp32 (the release model converted to fp32), x eager fp32,
+   PSNR against eager fp32 and the largest colour shift of a channel's mean; on a CPU with native bf16 also the
+   paths with bf16 disabled, so the AVX2 picture stays visible wherever the bench runs;
+2. end to end (``stylize_bytes``) for one-face photos at 512 and 1024 px, the face pass against the scene generator,
+   and the scene generator at 1024 px against running it at 512 px and upsampling with the guided filter;
+3. peak private memory of a fresh worker above a bare ``import torch``: a 1024 px face photo and a 24 MP photo.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
+import io
+import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,49 +30,43 @@ import numpy as np
 import torch
 from PIL import Image
 
-from animegan.engine import Engine
-from animegan.faces import FaceDetector, align_face, paint_faces
-from animegan.filters import equalize_contrast, shinkai_finish
-from animegan.images import decode_image, encode_image, to_tensor, to_uint8
-from animegan.loading import build_generator
-from animegan.manifest import default_weights_dir, load_manifest
-from animegan.pipeline import FACE_CROP_SIZE
-from animegan.precision import fp32_runner, openvino_runner
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from animegan import cpu  # noqa: E402
+from animegan.engine import Engine  # noqa: E402
+from animegan.faces import FaceDetector, paint_faces  # noqa: E402
+from animegan.filters import equalize_contrast  # noqa: E402
+from animegan.images import decode_image, to_tensor  # noqa: E402
+from animegan.loading import build_generator, converted_path  # noqa: E402
+from animegan.manifest import default_weights_dir, load_manifest  # noqa: E402
+from animegan.pipeline import FACE_CROP_SIZES, resize  # noqa: E402
+from animegan.precision import fp32_runner, openvino_runner, resolve  # noqa: E402
+from animegan.quantize import (  # noqa: E402
+    calibration_digest,
+    calibration_photos,
+    calibration_set,
+    default_calibration_dir,
+    load_calibration_image,
+)
+from animegan.upsampling import generator_size, guided_upsample  # noqa: E402
+from bench.memory import bare_torch_mb, run_python  # noqa: E402
+from bench.onnx_fp32 import convert_to_fp32  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = [REPO / "examples" / name for name in ("astronaut.jpg", "coffee.jpg", "chelsea.jpg", "rocket.jpg")]
-MODELS = ["animeganv3_shinkai", "animeganv2_hayao_int8"]
+MODEL = "animeganv3_shinkai"
+FACE_PHOTO = "portrait_man_talking.jpg"
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
-def median_ms(run: Runner, image: torch.Tensor, repeats: int) -> tuple[float, torch.Tensor]:
-    output = run(image)  # warm-up (and OpenVINO's first-shape compile)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        output = run(image)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000, output
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two [-1, 1] images."""
     mse = float(((a.float() - b.float()) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(4 / mse)
+    return float("inf") if mse == 0 else 10 * float(np.log10(4 / mse))
 
 
-def photo_at(side: int) -> torch.Tensor:
-    """The astronaut portrait scaled to side x side, in [-1, 1]."""
-    picture = Image.open(PHOTOS[0]).convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
-    return to_tensor(np.asarray(picture)) * 2 - 1
-
-
-def calibration_images() -> list[torch.Tensor]:
-    return [to_tensor(np.asarray(Image.open(p).convert("RGB").resize((512, 512)))) * 2 - 1 for p in PHOTOS]
+def colour_shift(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest difference of a channel's mean between two [-1, 1] images, in 0..255 steps."""
+    return float((a - b).mean(dim=(0, 2, 3)).abs().max()) * 127.5
 
 
 def onnxruntime_runner(path: Path, threads: int) -> Runner:
@@ -79,108 +78,205 @@ def onnxruntime_runner(path: Path, threads: int) -> Runner:
     name = session.get_inputs()[0].name
 
     def run(image: torch.Tensor) -> torch.Tensor:
-        nhwc = image.permute(0, 2, 3, 1).numpy().astype(np.float16)
-        return torch.from_numpy(session.run(None, {name: nhwc})[0].astype(np.float32)).permute(0, 3, 1, 2)
+        nhwc = np.ascontiguousarray(image.permute(0, 2, 3, 1).numpy())
+        return torch.from_numpy(session.run(None, {name: nhwc})[0]).permute(0, 3, 1, 2)
 
     return run
 
 
-def variants(model_name: str, weights_dir: Path, cache: Path, threads: int) -> dict[str, Runner]:
-    model = load_manifest().models[model_name]
+def generator_variants(weights_dir: Path, threads: int, scratch: Path) -> dict[str, Runner]:
+    model = load_manifest().models[MODEL]
     module = build_generator(model, weights_dir)
-    runners: dict[str, Runner] = {"torch eager fp32": fp32_runner(module)}
-    if model.file.endswith(".onnx"):
-        runners["onnxruntime (fp16 ONNX file)"] = onnxruntime_runner(model.path(weights_dir), threads)
-    runners["openvino fp32"] = openvino_runner(lambda: module, model_name, "fp32", cache)
-    runners["openvino bf16 (default)"] = openvino_runner(lambda: module, model_name, "bf16", cache)
-    runners["openvino int8+bf16"] = openvino_runner(lambda: module, model_name, "int8", cache, calibration_images)
-    return runners
+    key = converted_path(model, weights_dir).stem
+    photos = calibration_photos(default_calibration_dir())
+    calibration = lambda: calibration_set(photos)  # noqa: E731
+    calibration_key = calibration_digest(photos)
+
+    def ov(precision: str, bf16: bool | None) -> Runner:
+        return openvino_runner(lambda: module, key, precision, weights_dir, calibration, calibration_key, bf16)
+
+    release = convert_to_fp32(model.path(weights_dir), scratch / "release_fp32.onnx")
+    variants: dict[str, Runner] = {
+        "torch eager fp32": fp32_runner(module),
+        "onnxruntime fp32 (release model)": onnxruntime_runner(release, threads),
+        "openvino fp32": ov("bf16", False),
+        "openvino int8 (fp32 maths elsewhere)": ov("int8", False),
+    }
+    if cpu.has_native_bf16():
+        variants["openvino bf16"] = ov("bf16", True)
+        variants["openvino int8 + bf16"] = ov("int8", True)
+    auto = resolve("auto")
+    default = {"int8": "openvino int8 + bf16" if cpu.has_native_bf16() else "openvino int8 (fp32 maths elsewhere)",
+               "bf16": "openvino bf16" if cpu.has_native_bf16() else "openvino fp32"}[auto]
+    variants[f"default: {default}"] = variants.pop(default)
+    return variants
 
 
-def table(weights_dir: Path, sizes: list[int], repeats: int, threads: int) -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        for model_name in MODELS:
-            runners = variants(model_name, weights_dir, Path(cache), threads)
-            print(f"\n## {model_name}")
-            print(f"{'size':>5} {'variant':<30} {'ms':>8} {'x eager':>8} {'PSNR dB':>8} {'RSS MB':>7}")
-            for size in sizes:
-                image = photo_at(size)
-                reference_ms, reference = median_ms(runners["torch eager fp32"], image, repeats)
-                for name, run in runners.items():
-                    ms, out = (reference_ms, reference) if name == "torch eager fp32" else median_ms(run, image, repeats)
-                    print(f"{size:>5} {name:<30} {ms:>8.0f} {reference_ms / ms:>8.2f} {psnr(out, reference):>8.1f} "
-                          f"{rss_mb():>7.0f}")
-            del runners
-            gc.collect()
+def generator_table(weights_dir: Path, threads: int, count: int, side: int) -> list[str]:
+    photos = calibration_photos(default_calibration_dir())
+    step = max(1, len(photos) // count)
+    images = [torch.from_numpy(load_calibration_image(photo, side)) for photo in photos[::step][:count]]
+    with tempfile.TemporaryDirectory() as scratch:
+        variants = generator_variants(weights_dir, threads, Path(scratch))
+        for run in variants.values():
+            run(images[0])  # first-call set-up, outside the timing
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        quality: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        for image in images:
+            reference = None
+            for name, run in variants.items():
+                start = time.perf_counter()
+                output = run(image)
+                times[name].append(time.perf_counter() - start)
+                reference = output if reference is None else reference
+                quality[name].append((psnr(output, reference), colour_shift(output, reference)))
+    shapes = sorted({f"{i.shape[-1]}x{i.shape[-2]}" for i in images})
+    lines = [
+        f"### Generator ({MODEL}) at {side} px, {len(images)} photos of {len(shapes)} shapes in turn "
+        f"({', '.join(shapes)})",
+        "",
+        "| variant | ms / photo | x onnxruntime fp32 | x eager fp32 | PSNR vs eager fp32 (min / mean dB) | colour shift (max, /255) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    ort_ms = statistics.mean(times["onnxruntime fp32 (release model)"]) * 1000
+    eager_ms = statistics.mean(times["torch eager fp32"]) * 1000
+    for name in variants:
+        ms = statistics.mean(times[name]) * 1000
+        scores = [q for q in quality[name]]
+        psnrs = [p for p, _ in scores]
+        quality_cell = "reference" if name == "torch eager fp32" else f"{min(psnrs):.1f} / {statistics.mean(psnrs):.1f}"
+        lines.append(f"| {name} | {ms:.0f} | {ort_ms / ms:.2f} | {eager_ms / ms:.2f} | {quality_cell} | "
+                     f"{max(s for _, s in scores):.2f} |")
+    return lines
 
 
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
-WORKER_SCRIPT = """
-import json, sys
+def face_photo(side: int) -> bytes:
+    """A one-face photo from the calibration set, resized so its long side is ``side``, as JPEG bytes."""
+    with Image.open(default_calibration_dir() / FACE_PHOTO) as photo:
+        rgb = photo.convert("RGB")
+    scale = side / max(rgb.size)
+    rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def timed(step: Callable[[], object], repeats: int) -> float:
+    step()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs) * 1000
+
+
+def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
+    lines = ["### End to end (`stylize_bytes`, default path, one-face photo, median)", "",
+             "| photo | ms | faces |", "|---|---:|---:|"]
+    for side in (512, 1024):
+        engine = Engine(weights_dir, working_size=side)
+        data = face_photo(side)
+        faces = engine.stylize_bytes(data).faces
+        lines.append(f"| {side} px | {timed(lambda: engine.stylize_bytes(data), repeats):.0f} | {faces} |")
+    guided = Engine(weights_dir, working_size=1024, scene_side=512)
+    data = face_photo(1024)
+    lines.append(f"| 1024 px, scene generator at 512 + guided upsampling | "
+                 f"{timed(lambda: guided.stylize_bytes(data), repeats):.0f} | {guided.stylize_bytes(data).faces} |")
+
+    engine = Engine(weights_dir, working_size=1024)
+    style = engine.style(None)
+    scene, face_model = engine.generator(style.scene_model), engine.generator(style.face_model)  # type: ignore[arg-type]
+    for side in (512, 1024):
+        photo = equalize_contrast(to_tensor(decode_image(face_photo(side)).rgb))
+        found = FaceDetector().detect(photo)
+        stylized = scene(photo)
+        scene_ms = timed(lambda: scene(photo), repeats)
+        face_ms = timed(lambda: paint_faces(photo, stylized, found, face_model, sizes=FACE_CROP_SIZES), repeats)
+        lines.append(f"| {side} px: scene generator {scene_ms:.0f} ms, face pass {face_ms:.0f} ms "
+                     f"({100 * face_ms / scene_ms:.0f} % of the scene) | | {len(found)} |")
+    return lines
+
+
+def upsampling_comparison(weights_dir: Path, output_dir: Path) -> list[str]:
+    """Scene generator at 1024 against 512 + guided upsampling: time, PSNR, and side-by-side crops for the eye."""
+    engine = Engine(weights_dir, working_size=1024)
+    scene = engine.generator(engine.style(None).scene_model)
+    photo = equalize_contrast(to_tensor(decode_image(face_photo(1024)).rgb))
+    full = scene(photo)
+    small_size = generator_size(*photo.shape[-2:], 512)
+    guided = guided_upsample(scene(resize(photo, small_size)), photo)
+    full_ms = timed(lambda: scene(photo), 2)
+    guided_ms = timed(lambda: guided_upsample(scene(resize(photo, small_size)), photo), 2)
+    height, width = photo.shape[-2:]
+    top, left = height // 4, width // 3
+    crops = [image[0, :, top:top + 320, left:left + 320] for image in (photo, full, guided)]
+    strip = torch.cat(crops, dim=2).permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    Image.fromarray(strip).save(output_dir / "upsampling_crops.jpg", quality=90)
+    return [
+        "### 1024 px scene: full-size generator against 512 px + guided upsampling", "",
+        f"Full size {full_ms:.0f} ms, 512 + guided {guided_ms:.0f} ms ({full_ms / guided_ms:.2f}x); "
+        f"PSNR of the guided result against full-size inference: {psnr(guided * 2 - 1, full * 2 - 1):.1f} dB. "
+        "Crops (photo, full size, 512 + guided): `docs/upsampling_crops.jpg`.",
+    ]
+
+
+MEMORY_SCRIPT = """
+import sys
 from pathlib import Path
 from animegan.engine import Engine
-engine = Engine(Path(sys.argv[1]), threads=int(sys.argv[3]), working_size=512)
-result = engine.stylize_bytes(Path(sys.argv[2]).read_bytes(), "shinkai")
-status = {l.split(":")[0]: int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith(("VmHWM", "RssAnon"))}
-print(json.dumps({"peak_rss_mb": status["VmHWM"], "anon_mb": status["RssAnon"]}))
+engine = Engine(Path(sys.argv[1]), threads=int(sys.argv[3]))
+engine.stylize_bytes(Path(sys.argv[2]).read_bytes(), size=int(sys.argv[4]))
 """
-TORCH_ONLY = "import torch; print(next(int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')))"
 
 
-def worker_memory(weights_dir: Path, threads: int) -> None:
-    done = subprocess.run([sys.executable, "-c", WORKER_SCRIPT, str(weights_dir), str(PHOTOS[0]), str(threads)],
-                          capture_output=True, text=True, check=True)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    torch_only = subprocess.run([sys.executable, "-c", TORCH_ONLY], capture_output=True, text=True, check=True)
-    print("\n## worker memory (fresh process, one 512 px face photo, default path)")
-    print(f"peak RSS {report['peak_rss_mb']:.0f} MB, of which anonymous (private) {report['anon_mb']:.0f} MB; "
-          f"`import torch` alone: {float(torch_only.stdout):.0f} MB RSS")
-
-
-def stages(weights_dir: Path, repeats: int) -> None:
-    """One end-to-end 512 px face photo, each stage timed as the engine runs it (median of ``repeats``)."""
-    engine = Engine(weights_dir, working_size=512)
-    style = engine.style("shinkai")
-    scene = engine.generator(style.scene_model)
-    face_model = engine.generator(style.face_model)  # type: ignore[arg-type]
-    detector = FaceDetector()
-    data = PHOTOS[0].read_bytes()
-    timings: dict[str, list[float]] = {}
-
-    def timed(name: str, step: Callable[[], object]) -> object:
-        start = time.perf_counter()
-        value = step()
-        timings.setdefault(name, []).append((time.perf_counter() - start) * 1000)
-        return value
-
-    for _ in range(repeats + 1):
-        decoded = timed("decode", lambda: decode_image(data, min_side=512))
-        photo = to_tensor(decoded.rgb)  # type: ignore[attr-defined]
-        faces = timed("detect faces", lambda: detector.detect(photo))
-        prepared = timed("CLAHE", lambda: equalize_contrast(photo))
-        styled = timed("generator (scene)", lambda: scene(prepared))
-        timed("align faces", lambda: [align_face(prepared, face, FACE_CROP_SIZE) for face in faces])
-        styled = timed("faces: generator + warp back", lambda: paint_faces(prepared, styled, faces, face_model))
-        finished = timed("Shinkai filters", lambda: shinkai_finish(styled))
-        timed("encode JPEG", lambda: encode_image(to_uint8(finished), None, "jpeg"))
-        timed("end to end (stylize_bytes)", lambda: engine.stylize_bytes(data, "shinkai"))
-    print("\n## one 512 px face photo (astronaut), stages, median ms")
-    for name, values in timings.items():
-        print(f"{name:<30} {statistics.median(values[1:]):>8.0f}")
+def memory(weights_dir: Path, threads: int, scratch: Path) -> list[str]:
+    face = scratch / "face1024.jpg"
+    face.write_bytes(face_photo(1024))
+    big = scratch / "big.jpg"
+    with Image.open(default_calibration_dir() / "landscape_mountains_path.jpg") as photo:
+        photo.convert("RGB").resize((6000, 4000), Image.Resampling.BICUBIC).save(big, quality=85)
+    floor = bare_torch_mb()
+    lines = ["### Peak private memory of a fresh worker (RssAnon, sampled)", "",
+             f"A bare `import torch` holds {floor:.0f} MB.", "", "| photo | peak MB | above torch MB |", "|---|---:|---:|"]
+    for label, path in (("1024 px one-face photo", face), ("24 MP photo, default size 1024", big)):
+        peak = run_python(MEMORY_SCRIPT, str(weights_dir), str(path), str(threads), "1024").peak_private_mb
+        lines.append(f"| {label} | {peak:.0f} | {peak - floor:.0f} |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-dir", type=Path, default=default_weights_dir())
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--photos", type=int, default=12, help="photos of the calibration set timed in turn")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
-    table(args.weights_dir, args.sizes, args.repeats, args.threads)
-    worker_memory(args.weights_dir, args.threads)
-    stages(args.weights_dir, args.repeats)
+    import onnxruntime
+    import openvino
+
+    header = [
+        "# Engine benchmarks", "",
+        f"Written by `bench/engine.py` on {time.strftime('%Y-%m-%d')}. Machine: {cpu.describe()}; "
+        f"{args.threads} threads; {platform.python_implementation()} {platform.python_version()}, torch "
+        f"{torch.__version__}, OpenVINO {openvino.get_version().split('-')[0]}, onnxruntime {onnxruntime.__version__}. "
+        f"`auto` chose **{resolve('auto')}** on this CPU.", "",
+    ]
+    print("\n".join(header), flush=True)
+    sections = [header]
+    with tempfile.TemporaryDirectory() as scratch:
+        for make in (
+            lambda: generator_table(args.weights_dir, args.threads, args.photos, 512),
+            lambda: end_to_end(args.weights_dir, args.repeats),
+            lambda: upsampling_comparison(args.weights_dir, args.output.parent),
+            lambda: memory(args.weights_dir, args.threads, Path(scratch)),
+        ):
+            lines = [*make(), ""]
+            print("\n".join(lines), flush=True)
+            sections.append(lines)
+    args.output.write_text("\n".join(line for section in sections for line in section))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class PoolConfig:
             "weights_dir": settings.weights_dir,
             "precision": settings.precision,
             "working_size": settings.working_size,
+            "scene_side": settings.scene_side,
             "threads": threads,
             "max_pixels": settings.max_pixels,
         }

@@ -25,7 +25,8 @@ from bench.memory import peak_above_torch_mb
 from bot.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-MAX_PRIVATE_ABOVE_TORCH_MB = 900
+# Private memory above a bare `import torch` (the aim is 450 MB at 1024 px; see docs/benchmarks.md).
+MAX_PRIVATE_ABOVE_TORCH_MB = {1024: 600, 2048: 900}
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,14 @@ def test_shinkai_portrait_keeps_size_and_face(engine: Engine, astronaut: np.ndar
     assert out.shape == (512, 512, 3)
     assert np.abs(out - astronaut).mean() > 8  # really restyled, not passed through
 
-    # The face is intact: MTCNN finds it again, landmarks within 5 % of the inter-ocular distance.
+    # The face is intact: MTCNN finds it again, its landmarks within 5 % of the inter-ocular distance on average
+    # (and none beyond 7.5 %), although the face is now stylized at the 256 px its size in the picture calls for.
     detector = FaceDetector()
     before = detector.detect(to_tensor(astronaut))[0]
     after = detector.detect(to_tensor(out.astype(np.uint8)))
     assert len(after) == 1
-    shift = (after[0].landmarks - before.landmarks).norm(dim=1).max().item()
-    assert shift <= 0.05 * before.eye_distance
+    shifts = (after[0].landmarks - before.landmarks).norm(dim=1)
+    assert shifts.mean() <= 0.05 * before.eye_distance and shifts.max() <= 0.075 * before.eye_distance
 
 
 def test_strength_fades_smoothly_from_photo_to_style(engine: Engine, astronaut: np.ndarray) -> None:
@@ -178,4 +180,4 @@ def test_24_megapixel_photo_stays_within_worker_memory(weights_dir: Path, tmp_pa
     )
     report, floor = peak_above_torch_mb(script, str(weights_dir), str(big), str(size))
     assert json.loads(report.stdout.strip().splitlines()[-1])["size"] == [size, round(size * 4000 / 6000)]
-    assert report.peak_private_mb - floor < MAX_PRIVATE_ABOVE_TORCH_MB, (report.peak_private_mb, floor)
+    assert report.peak_private_mb - floor < MAX_PRIVATE_ABOVE_TORCH_MB[size], (report.peak_private_mb, floor)

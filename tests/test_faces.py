@@ -16,6 +16,8 @@ from animegan.faces import (
     FaceDetector,
     align_face,
     canonical_landmarks,
+    crop_side_in_image,
+    crop_size_for,
     face_mask,
     paint_faces,
     similarity_transform,
@@ -421,3 +423,31 @@ def test_paint_faces_rejects_mismatched_shapes(astronaut: Tensor, astronaut_face
         paint_faces(astronaut, astronaut[..., :-1], [astronaut_face], photos.white)
     with pytest.raises(ValueError):
         paint_faces(astronaut, astronaut, [astronaut_face], lambda crop: crop[..., :-1])
+
+
+def test_each_face_is_stylized_at_the_size_it_has_in_the_picture(detector: FaceDetector, astronaut: Tensor) -> None:
+    """A small face gets a small crop, a big one a big crop, and faces of one size go through in one batch."""
+    small = torch.nn.functional.interpolate(astronaut, scale_factor=0.5, mode="area")
+    big = torch.nn.functional.interpolate(astronaut, scale_factor=3.0, mode="bilinear")
+    small_face, big_face = detector.detect(small)[0], detector.detect(big)[0]
+    assert crop_side_in_image(small_face) < crop_side_in_image(big_face)
+    assert crop_size_for(small_face, (256, 384, 512)) == 256
+    assert crop_size_for(big_face, (256, 384, 512)) == 512
+    assert crop_size_for(small_face, (512,)) == 512
+    middle = (crop_side_in_image(small_face) + crop_side_in_image(big_face)) / 2
+    assert crop_size_for(small_face, (256, round(middle))) == 256
+
+    pair = torch.cat([astronaut, astronaut.flip(-1)], dim=-1)
+    batches: list[tuple[int, ...]] = []
+
+    def record(crops: Tensor) -> Tensor:
+        batches.append(tuple(crops.shape))
+        return photos.white(crops)
+
+    faces = detector.detect(pair)
+    painted = paint_faces(pair, torch.zeros_like(pair), faces, record, sizes=(256, 384, 512))
+    side = crop_size_for(faces[0], (256, 384, 512))
+    assert batches == [(2, 3, side, side)]
+    for face in faces:
+        nose_x, nose_y = face.landmarks[2].round().long().tolist()
+        assert painted[0, :, nose_y, nose_x].min() > OPAQUE

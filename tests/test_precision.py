@@ -1,19 +1,31 @@
-"""The fast path keeps the picture: OpenVINO bf16 vs eager fp32 on real weights, any size, cached on disk."""
+"""The fast paths keep the picture: OpenVINO INT8 and bf16/fp32 against eager fp32 on real weights and photos."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from animegan.loading import build_generator
+from animegan import cpu
+from animegan.engine import Engine
+from animegan.loading import build_generator, converted_path
 from animegan.manifest import load_manifest
-from animegan.precision import fp32_runner, ir_path, optimize
+from animegan.precision import fp32_runner, ir_path, optimize, resolve
+from animegan.quantize import (
+    calibration_digest,
+    calibration_photos,
+    calibration_set,
+    default_calibration_dir,
+    load_calibration_image,
+)
 
 MIN_PSNR_DB = 35.0
+MAX_COLOUR_SHIFT = 1.0 / 255  # the mean of a channel may move by at most one step of 8-bit colour
+# Held-out photos (odd positions are never calibrated on), in four different shapes.
+CHECK_PHOTOS = ("animal_dogs_window.jpg", "city_skyline_dusk.jpg", "flower_yellow_closeup.jpg",
+                "portrait_astronaut.jpg", "group_friends_bar_night.jpg", "portrait_young_man_spiky_hair.jpg")
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -21,34 +33,86 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(4 / ((a - b) ** 2).mean()))
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2"}, "int8"),
+        ({"avx2", "avx512f", "avx512_vnni"}, "int8"),
+        ({"avx2", "avx_vnni"}, "int8"),
+        ({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, "bf16"),
+        ({"avx2", "amx_bf16", "amx_int8"}, "bf16"),
+        (set(), "bf16"),  # no AVX2: OpenVINO in fp32 (the bf16 path computes in fp32 without native bf16)
+    ],
+)
+def test_auto_picks_by_cpu(flags: set[str], expected: str) -> None:
+    assert cpu.auto_precision(frozenset(flags)) == expected
+
+
+def test_this_cpu_is_described_and_resolved() -> None:
+    assert resolve("auto") in ("int8", "bf16")
+    assert resolve("fp32") == "fp32"
+    assert ";" in cpu.describe()
+
+
+def test_calibration_photos_ship_with_their_sources() -> None:
+    folder = default_calibration_dir()
+    photos = calibration_photos(folder)
+    sources = (folder / "SOURCES.md").read_text()
+    assert len(photos) >= 30
+    assert all(f"`{photo.name}`" in sources for photo in photos)
+    assert not any(name in {p.name for p in photos[0::2]} for name in CHECK_PHOTOS)  # never calibrated on
+
+
 @pytest.mark.parametrize("model_name", ["animeganv3_shinkai", "animeganv2_hayao_int8"])
-def test_fast_path_matches_fp32_at_any_size(
-    model_name: str, weights_dir: Path, tmp_path: Path, astronaut: np.ndarray
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_fast_path_keeps_the_picture_at_any_shape(
+    model_name: str, precision: str, weights_dir: Path
 ) -> None:
+    """Held-out photos of several shapes through one compiled model: at least 35 dB and no colour cast."""
     model = load_manifest().models[model_name]
     module = build_generator(model, weights_dir)
-    fast = optimize(lambda: module, model_name, "auto", tmp_path)
+    photos = calibration_photos(default_calibration_dir())
+    multiple = 4 if model.architecture == "animeganv2" else 8
+    fast = optimize(lambda: module, converted_path(model, weights_dir).stem, precision, weights_dir,  # type: ignore[arg-type]
+                    lambda: calibration_set(photos, multiple), calibration_digest(photos))
     reference = fp32_runner(module)
-    photo = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float() / 127.5 - 1
-    for height, width in [(256, 256), (200, 320)]:  # the converted graph keeps H and W dynamic
-        image = torch.nn.functional.interpolate(photo, size=(height, width), mode="area")
+    shapes = set()
+    for name in CHECK_PHOTOS:
+        image = torch.from_numpy(load_calibration_image(default_calibration_dir() / name, 384, multiple))
         got, want = fast(image), reference(image)
+        shapes.add(tuple(image.shape))
         assert got.shape == want.shape == image.shape
-        assert psnr(got, want) >= MIN_PSNR_DB
+        assert psnr(got, want) >= MIN_PSNR_DB, name
+        assert (got - want).mean(dim=(0, 2, 3)).abs().max() / 2 <= MAX_COLOUR_SHIFT, name
+    assert len(shapes) >= 4
 
 
 def test_converted_model_is_cached_on_disk(weights_dir: Path, tmp_path: Path) -> None:
     model = load_manifest().models["animeganv3_shinkai"]
     module = build_generator(model, weights_dir)
     start = time.perf_counter()
-    optimize(lambda: module, "shinkai-key", "auto", tmp_path)
+    optimize(lambda: module, "shinkai-key", "bf16", tmp_path)
     first = time.perf_counter() - start
     cached = ir_path(tmp_path, "shinkai-key", "bf16")
     assert cached.is_file() and cached.with_suffix(".bin").is_file()
     stamp = cached.stat().st_mtime_ns
     start = time.perf_counter()
-    runner = optimize(lambda: module, "shinkai-key", "auto", tmp_path)
+    runner = optimize(lambda: module, "shinkai-key", "bf16", tmp_path)
     second = time.perf_counter() - start
     assert cached.stat().st_mtime_ns == stamp  # read, not rewritten
     assert second < first
-    assert runner(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    assert runner(torch.zeros(2, 3, 64, 96)).shape == (2, 3, 64, 96)  # batch, height and width are all dynamic
+
+
+def test_int8_cache_is_keyed_by_the_calibration_photos(weights_dir: Path, tmp_path: Path) -> None:
+    photos = calibration_photos(default_calibration_dir())
+    assert calibration_digest(photos) != calibration_digest(photos[:-1])
+    assert ir_path(tmp_path, "m", "int8", calibration_digest(photos)) != ir_path(tmp_path, "m", "int8", "other")
+
+
+def test_int8_engine_takes_any_photo_shape(weights_dir: Path) -> None:
+    """The int8 path through the public Engine on photos that are not square (this used to fail inside OpenVINO)."""
+    engine = Engine(weights_dir, precision="int8", working_size=320)
+    for name in ("water_beach_jetty.jpg", "interior_living_room.jpg"):
+        result = engine.stylize_bytes((default_calibration_dir() / name).read_bytes())
+        assert max(result.width, result.height) == 320 and result.width != result.height
