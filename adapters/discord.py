@@ -62,6 +62,10 @@ class AnimeClient(discord.Client):
     """A Discord client holding the settings, the service and the command tree."""
 
     def __init__(self, settings: Settings, service: Service) -> None:
+        # The bot uses no voice: without this, discord.py warns at every start that PyNaCl and davey (its voice
+        # dependencies) are missing. These class flags are the switch discord.py reads for those two warnings.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(intents=discord.Intents(guilds=True), max_messages=None)
         self.settings = settings
         self.service = service

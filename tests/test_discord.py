@@ -12,6 +12,8 @@ import asyncio
 import io
 import logging
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ from tests.fake_discord import (
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 pytestmark = [on_module_loop, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[1]
 BOT_TOKEN = f"{secrets.token_urlsafe(18)}.{secrets.token_urlsafe(5)}.{secrets.token_urlsafe(27)}"
 WORKING_SIZE = 128  # tiny photos keep each real job to a few seconds on a busy 2-core machine
 PHOTO_SIDE = 128
@@ -431,3 +434,24 @@ async def test_the_token_is_used_but_never_logged(
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
     assert "Synced 2 global Discord commands" in caplog.text
     assert BOT_TOKEN not in caplog.text
+
+
+async def test_start_logs_no_voice_warnings(tmp_path: Path) -> None:
+    # A fresh process: discord.py warns once per process, so an earlier client here would hide the warnings.
+    code = (
+        "import logging\n"
+        "from bot.config import Settings\n"
+        "from bot.service import Service\n"
+        "from adapters.discord import build_client\n"
+        "logging.basicConfig(level=logging.INFO)\n"  # what `animebot serve` sets up
+        "settings = Settings(_env_file=None, discord_token='x.y.z', data_dir=__import__('sys').argv[1])\n"
+        "build_client(settings, Service(settings))\n"
+        "logging.getLogger('discord').warning('client built')\n"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+    assert started.returncode == 0, started.stderr
+    assert "client built" in started.stderr  # the log is there, and shows...
+    assert "is not installed" not in started.stderr and "voice" not in started.stderr.lower()  # ...no voice warning
