@@ -544,6 +544,22 @@ async def test_rate_limit_message_reaches_the_person(start_bot: StartBot, servic
     assert bot.service.stats()["rate_limited"] == 2
 
 
+async def test_a_refused_button_press_answers_privately_and_leaves_the_message(
+    start_bot: StartBot, service: Service, photo: bytes
+) -> None:
+    bot = await start_bot(sharing_queue(service, rate_limit_per_minute=1))
+    fake = bot.fake
+    token = await fake.send(fake.slash_command(BOB, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    shown = await finished(fake, token, "anime-shinkai.jpg")
+
+    press = await fake.send(fake.press_button(BOB, shown, buttons_of(shown)["hayao"]["custom_id"], guild_id=fake.guild_id))
+    reply = await private_reply(fake, press)
+
+    assert "in the last minute" in reply["content"]
+    assert callback_types(fake, press) == [CHANNEL_MESSAGE]  # an ephemeral answer, no public edit
+    assert fake.original(token) == shown
+
+
 async def test_allow_list_refuses_other_guilds_and_dms(
     fake: FakeDiscord, start_bot: StartBot, service: Service, photo: bytes
 ) -> None:

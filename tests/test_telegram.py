@@ -262,6 +262,11 @@ def is_status(text: str) -> bool:
     return text.startswith(("Starting", "In the queue", *STAGE_LABELS.values()))
 
 
+def marked_buttons(message: JsonDict) -> list[str]:
+    """The texts of the buttons marked as the current look (✓) or as running (⏳)."""
+    return [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] in "✓⏳"]
+
+
 def texts_replying_to(telegram: FakeTelegram, message: JsonDict) -> list[str]:
     return [m["text"] for m in telegram.replies_to(message) if "text" in m]
 
@@ -323,8 +328,8 @@ async def test_button_press_edits_the_reply_media_in_place(
     statuses = [str(call.params["caption"]) for call in telegram.calls_to("editMessageCaption", chat.id)]
     assert statuses and all(text.startswith(f"{first_caption}\n⏳ Re-styling as {other.title}") for text in statuses)
     assert not any("Reading the photo" in text for text in statuses)
-    pending = telegram.calls_to("editMessageCaption", chat.id)[0].params["reply_markup"]["inline_keyboard"]
-    assert [b["text"] for row in pending for b in row if b["text"].startswith("⏳")] == [f"⏳ {other.title}"]
+    pending = telegram.calls_to("editMessageCaption", chat.id)[0].params
+    assert marked_buttons(pending) == [f"✓ {service.styles()[0].title}", f"⏳ {other.title}"]
     edit = telegram.calls_to("editMessageMedia", chat.id)[0]
     assert int(edit.params["message_id"]) == reply["message_id"]
     media = edit.params["media"]
@@ -334,8 +339,7 @@ async def test_button_press_edits_the_reply_media_in_place(
     assert mean_difference(new_upload, first_upload) > 1.0  # another style, another picture
     edited = telegram.message(chat.id, reply["message_id"])
     assert edited["caption"].startswith(other.title) and "⏳" not in edited["caption"]
-    marked = [b["text"] for row in edited["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] in "✓⏳"]
-    assert marked == [f"✓ {other.title}"]
+    assert marked_buttons(edited) == [f"✓ {other.title}"]
     assert len(telegram.bot_messages(chat.id)) == 1  # edited, not a new message
     assert not telegram.refused()
 
@@ -361,8 +365,7 @@ async def test_two_quick_presses_end_with_one_clean_status_and_the_last_style(
     assert media_edit.params["media"]["caption"].startswith(last_choice.title)
     final = telegram.message(chat.id, reply["message_id"])
     assert final["caption"].startswith(last_choice.title) and "⏳" not in final["caption"]
-    marks = [b["text"] for row in final["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] in "✓⏳"]
-    assert marks == [f"✓ {last_choice.title}"]
+    assert marked_buttons(final) == [f"✓ {last_choice.title}"]
     statuses = [str(call.params["caption"]) for call in telegram.calls_to("editMessageCaption", chat.id)]
     switched = next(i for i, text in enumerate(statuses) if last_choice.title in text)
     assert all(first_choice.title in text for text in statuses[:switched])
