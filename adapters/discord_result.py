@@ -202,7 +202,9 @@ async def show_result(
     )
 
 
-async def follow(handle: JobHandle, label: Callable[[JobProgress], str | None], show: Callable[[str], Awaitable[Any]]) -> JobResult:
+async def follow(
+    handle: JobHandle, label: Callable[[JobProgress], str | None], show: Callable[[str], Awaitable[Any]]
+) -> JobResult:
     """Wait for the job's result while a side task shows its progress, at most once per ``PROGRESS_EDIT_INTERVAL``."""
 
     async def watch() -> None:

@@ -59,7 +59,9 @@ def keyboard(look: Look, styles: Iterable[Style]) -> InlineKeyboardMarkup:
 
     strength = look.strength or FULL_STRENGTH
     style_buttons = [
-        button((CURRENT_MARK if s.name == look.style and look.strength else "") + s.title, Look(look.key, s.name, strength))
+        button(
+            (CURRENT_MARK if s.name == look.style and look.strength else "") + s.title, Look(look.key, s.name, strength)
+        )
         for s in styles
     ]
     rows = [style_buttons[i : i + STYLE_BUTTONS_PER_ROW] for i in range(0, len(style_buttons), STYLE_BUTTONS_PER_ROW)]
@@ -113,7 +115,9 @@ def marked_keyboard(markup: InlineKeyboardMarkup | None, pressed: str | None) ->
     return InlineKeyboardMarkup(rows)
 
 
-async def restyle_in_place(reply: Message, handle: JobHandle, look: Look, styles: dict[str, Style], pressed: str) -> None:
+async def restyle_in_place(
+    reply: Message, handle: JobHandle, look: Look, styles: dict[str, Style], pressed: str
+) -> None:
     """Follow a button's job on its message: a status line in the caption, then the new photo and keyboard.
 
     On failure the message is put back as it was and the person is told why. Cancelled (a newer press won):

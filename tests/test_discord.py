@@ -181,7 +181,8 @@ def buttons_of(message: dict) -> dict[str, dict]:
     Custom ids are ``anime:<key>:<style>:<percent>``, with ``:<role>`` on the controls.
     """
     buttons = [button for row in message["components"] for button in row["components"]]
-    return {button["custom_id"].split(":")[-1 if button["custom_id"].count(":") == 4 else 2]: button for button in buttons}
+    parts = [button["custom_id"].split(":") for button in buttons]
+    return {(part[4] if len(part) == 5 else part[2]): button for part, button in zip(parts, buttons, strict=True)}
 
 
 async def showing(fake: FakeDiscord, token: str, text: str) -> dict:
@@ -380,12 +381,13 @@ async def test_two_quick_presses_end_with_one_clean_status_and_the_last_style(bo
     token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
     shown = await finished(fake, token, "anime-shinkai.jpg")
 
-    first = await fake.send(fake.press_button(ADA, shown, buttons_of(shown)["hayao"]["custom_id"], guild_id=fake.guild_id))
+    hayao, sketch = buttons_of(shown)["hayao"]["custom_id"], buttons_of(shown)["sketch"]["custom_id"]
+    first = await fake.send(fake.press_button(ADA, shown, hayao, guild_id=fake.guild_id))
     await fake.wait_until(lambda: bool(status_edits(fake, first)), RESULT_TIMEOUT)
     running = fake.original(token)
     assert running is not None and buttons_of(running)["hayao"]["label"] == "⏳ Hayao"
     assert buttons_of(running)["shinkai"]["disabled"] and not buttons_of(running)["sketch"]["disabled"]
-    last = await fake.send(fake.press_button(ADA, running, buttons_of(running)["sketch"]["custom_id"], guild_id=fake.guild_id))
+    last = await fake.send(fake.press_button(ADA, running, sketch, guild_id=fake.guild_id))
     final = await finished(fake, token, "anime-sketch.jpg")
     await asyncio.sleep(3.0)  # the first press's job ends meanwhile: it must not show its picture or status
 
@@ -552,7 +554,8 @@ async def test_a_refused_button_press_answers_privately_and_leaves_the_message(
     token = await fake.send(fake.slash_command(BOB, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
     shown = await finished(fake, token, "anime-shinkai.jpg")
 
-    press = await fake.send(fake.press_button(BOB, shown, buttons_of(shown)["hayao"]["custom_id"], guild_id=fake.guild_id))
+    hayao = buttons_of(shown)["hayao"]["custom_id"]
+    press = await fake.send(fake.press_button(BOB, shown, hayao, guild_id=fake.guild_id))
     reply = await private_reply(fake, press)
 
     assert "in the last minute" in reply["content"]
