@@ -246,9 +246,9 @@ async def test_service_runs_a_job_and_refuses_bad_ones_at_once(weights_dir: Path
     assert stats["jobs_accepted"] == 1  # refused inputs never reached the queue
 
 
-async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path) -> None:
+async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path, tmp_path: Path) -> None:
     clock = FakeClock()
-    settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0)
+    settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0, data_dir=tmp_path)
     async with Service(settings, clock=clock) as service:
         running = await service.submit(JobRequest(user="telegram:9", image=script(sleep=0.2), style="shinkai"))
         with pytest.raises(QueueFull):  # the only worker is busy and nothing may wait
