@@ -1,7 +1,8 @@
 # animegan-bot: web UI + API on :8080, plus Telegram/Discord when their tokens are set.
 #   docker build -t animebot .
-#   docker run -e ANIMEBOT_TELEGRAM_TOKEN=... -p 8080:8080 -v animebot-weights:/weights animebot
+#   docker run -e ANIMEBOT_TELEGRAM_TOKEN=... -p 8080:8080 -v animebot-weights:/weights -v animebot-data:/data animebot
 # Weights are pulled into the /weights volume on first start; build with --build-arg BAKE_WEIGHTS=1 to bake them in.
+# The /data volume keeps the source photos behind re-style buttons, so the buttons outlive a redeploy.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -23,19 +24,20 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 animebot \
-    && mkdir /weights && chown animebot /weights
+    && mkdir /weights /data && chown animebot /weights /data
 COPY --from=build /opt/venv /opt/venv
 COPY examples /app/examples
 ENV PATH=/opt/venv/bin:$PATH \
     ANIMEBOT_HOST=0.0.0.0 \
     ANIMEBOT_PORT=8080 \
     ANIMEBOT_WEIGHTS_DIR=/weights \
+    ANIMEBOT_DATA_DIR=/data \
     ANIMEBOT_EXAMPLES_DIR=/app/examples \
     PYTHONUNBUFFERED=1
 USER animebot
 WORKDIR /app
 RUN if [ "$BAKE_WEIGHTS" = "1" ]; then animebot weights pull -q; fi
-VOLUME ["/weights"]
+VOLUME ["/weights", "/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]

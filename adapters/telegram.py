@@ -13,24 +13,15 @@ import logging
 import mimetypes
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from hmac import compare_digest
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import (
-    Bot,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InputMediaPhoto,
-    Message,
-    MessageEntity,
-    Update,
-)
-from telegram.constants import ChatAction, ChatType, InlineKeyboardButtonLimit
+from telegram import Bot, Message, MessageEntity, Update
+from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -45,15 +36,19 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, may_restyle, restyle_in_place
+from adapters.telegram_status import StatusLine, best_effort, status_text
 from animegan.manifest import Style
 from bot.config import Settings
-from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest, JobResult, JobStage
+from bot.jobs import JobError, JobProgress, JobRequest, JobResult, JobStage
 from bot.redaction import redact_token_in_logs
+from bot.restyle import LatestPress, restyle_status
 from bot.service import Service, too_large_message
 
 logger = logging.getLogger(__name__)
 
 SERVICE_KEY = "service"
+RESTYLES_KEY = "restyles"
 STYLE_KEY = "style"
 USER_PREFIX = "telegram:"
 OFFICIAL_API = "https://api.telegram.org/bot"
@@ -62,13 +57,7 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 CONCURRENT_UPDATES = 256  # each photo's handler waits for its job; the service's queue bound says "busy" long before
 POLL_TIMEOUT_SECONDS = 30
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-FULL_STRENGTH = 100
-STRENGTH_STEP = 25
-PROGRESS_STEP = 10  # percent; coarser steps mean fewer status edits
-STATUS_EDIT_INTERVAL = 1.0  # seconds between edits of one status line (Telegram: about one message a second per chat)
 SEND_RETRIES = 3  # a reply refused with "retry after N s" (flood control) is sent again, this many times at most
-STYLE_BUTTONS_PER_ROW = 3
-NOOP_DATA = "-"
 PHOTO_FORMAT = "jpeg"  # Telegram re-encodes photos as JPEG anyway
 FILE_FORMAT = "png"  # someone who sent a file wants every pixel back: lossless
 PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp"})  # what sendPhoto takes; others go as files
@@ -84,66 +73,7 @@ NOT_YOURS = "Only the person who sent the photo can restyle it."
 SOMETHING_WENT_WRONG = "Sorry, something went wrong with that. Please try again."
 
 
-@dataclass(frozen=True)
-class Look:
-    """What an inline button asks for: the cached source photo, a style and a strength in percent (0 = original)."""
-
-    key: str
-    style: str
-    strength: int
-
-    def to_callback_data(self) -> str:
-        """``key|style|strength``, checked against Telegram's 64-byte limit."""
-        data = f"{self.key}|{self.style}|{self.strength}"
-        assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA, data
-        return data
-
-    @classmethod
-    def from_callback_data(cls, data: str) -> Look | None:
-        """The look a button carries, or None for anything else (a stale layout, a no-op button)."""
-        parts = data.split("|")
-        if len(parts) != 3 or not parts[2].isdigit():
-            return None
-        return cls(parts[0], parts[1], min(int(parts[2]), FULL_STRENGTH))
-
-
 # ---- pure helpers -------------------------------------------------------------------------------------------------
-
-
-def status_text(progress: JobProgress) -> str:
-    """The status line for a progress event: the queue position while queued, then the stage and a coarse percent."""
-    if progress.stage is JobStage.QUEUED:
-        return f"In the queue, position {progress.position}…" if progress.position else "Starting…"
-    label = STAGE_LABELS[progress.stage]
-    percent = int(progress.fraction * 100) // PROGRESS_STEP * PROGRESS_STEP
-    return f"{label}… {percent}%" if percent > 0 else f"{label}…"
-
-
-def keyboard(look: Look, styles: Iterable[Style]) -> InlineKeyboardMarkup:
-    """One button per installed style, strength -/+ and "original"; the current look's own button does nothing."""
-
-    def button(text: str, target: Look) -> InlineKeyboardButton:
-        data = NOOP_DATA if target == look else target.to_callback_data()
-        return InlineKeyboardButton(text, callback_data=data)
-
-    strength = look.strength or FULL_STRENGTH
-    style_buttons = [
-        button(("✓ " if s.name == look.style and look.strength else "") + s.title, Look(look.key, s.name, strength))
-        for s in styles
-    ]
-    rows = [style_buttons[i : i + STYLE_BUTTONS_PER_ROW] for i in range(0, len(style_buttons), STYLE_BUTTONS_PER_ROW)]
-    weaker = Look(look.key, look.style, max(STRENGTH_STEP, look.strength - STRENGTH_STEP))
-    stronger = Look(look.key, look.style, min(FULL_STRENGTH, look.strength + STRENGTH_STEP))
-    rows.append([button("− strength", weaker), button("+ strength", stronger)])
-    rows.append([button(("✓ " if not look.strength else "") + "Original", Look(look.key, look.style, 0))])
-    return InlineKeyboardMarkup(rows)
-
-
-def caption(look: Look, styles: dict[str, Style], notes: Iterable[str] = ()) -> str:
-    """``Shinkai, strength 75%`` (or ``Original``), then any notes from the engine."""
-    title = styles[look.style].title if look.style in styles else look.style
-    head = "Original" if not look.strength else f"{title}, strength {look.strength}%"
-    return "\n".join([head, *notes])
 
 
 def style_named_in(text: str | None, styles: dict[str, Style]) -> str | None:
@@ -186,14 +116,6 @@ def is_addressed(message: Message, bot: Bot) -> bool:
         text.lower() == handle or (entity.user is not None and entity.user.id == bot.id)
         for entity, text in found.items()
     )
-
-
-def may_restyle(reply: Message, user_id: int) -> bool:
-    """Anyone in a private chat; in groups only the person whose photo the bot's ``reply`` answers."""
-    if reply.chat.type == ChatType.PRIVATE or reply.reply_to_message is None:
-        return True
-    owner = reply.reply_to_message.from_user
-    return owner is None or owner.id == user_id
 
 
 # ---- handlers -----------------------------------------------------------------------------------------------------
@@ -356,7 +278,8 @@ async def _run_with_status(message: Message, service: Service, request: JobReque
         await message.reply_text(error.message)
         return None
     first = status_text(JobProgress(JobStage.QUEUED, position=handle.position))
-    status = StatusLine(await message.reply_text(first), first)
+    status_message = await message.reply_text(first)
+    status = StatusLine(status_message.edit_text, first)
     try:
         async for progress in handle.progress():
             if progress.stage not in (JobStage.DONE, JobStage.FAILED):
@@ -364,59 +287,21 @@ async def _run_with_status(message: Message, service: Service, request: JobReque
         result = await handle.result()
     except JobError as error:
         await status.close()
-        if not await _best_effort(status.message.edit_text(error.message)):
+        if not await best_effort(status_message.edit_text(error.message)):
             await message.reply_text(error.message)
         return None
     finally:
         await status.close()
-    await _best_effort(status.message.delete())
+    await best_effort(status_message.delete())
     return result
 
 
-class StatusLine:
-    """A reply that follows a job's latest status text: edited only when the text changed, at most once per
-    ``STATUS_EDIT_INTERVAL`` (Telegram throttles bursts of edits), from its own task so a slow or refused edit
-    never holds up the job's result."""
-
-    def __init__(self, message: Message, text: str) -> None:
-        self.message = message
-        self._shown = self._wanted = text
-        self._changed = asyncio.Event()
-        self._writer = asyncio.create_task(self._write())
-
-    def show(self, text: str) -> None:
-        """Make ``text`` the status (shown within ``STATUS_EDIT_INTERVAL``; intermediate texts may be skipped)."""
-        self._wanted = text
-        self._changed.set()
-
-    async def close(self) -> None:
-        """Stop following; the message stays as last shown."""
-        self._writer.cancel()
-        await asyncio.gather(self._writer, return_exceptions=True)
-
-    async def _write(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            if self._wanted != self._shown:
-                text = self._wanted
-                if await _best_effort(self.message.edit_text(text)):
-                    self._shown = text
-                await asyncio.sleep(STATUS_EDIT_INTERVAL)
-
-
-async def _best_effort(call: Awaitable[object]) -> bool:
-    """Await a cosmetic Bot API call (status edits); a refusal or a flood wait must not lose the photo."""
-    try:
-        await call
-    except TelegramError as error:
-        logger.info("Telegram status update skipped: %s", error)
-        return False
-    return True
-
-
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """An inline button: re-render the cached source with the chosen look and swap the reply's image in place."""
+    """An inline button: re-render the kept source with the chosen look and swap the reply's image in place.
+
+    A refusal (busy, rate limit...) is an alert to the presser only, and leaves an earlier press running; an
+    accepted press supersedes any earlier one still running on the same message.
+    """
     query = update.callback_query
     look = Look.from_callback_data(query.data or "")
     if look is None:
@@ -444,16 +329,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except JobError as error:
         await query.answer(error.message, show_alert=True)
         return
-    await query.answer(caption(look, styles) + "…")
-    try:
-        result = await handle.result()
-    except JobError as error:
-        await reply.reply_text(error.message)
-        return
-    await query.edit_message_media(
-        InputMediaPhoto(result.image, caption=caption(look, styles, result.notes)),
-        reply_markup=keyboard(look, styles.values()),
+    title = styles[look.style].title if look.style in styles else look.style
+    await query.answer(restyle_status(title, look.strength, JobProgress(JobStage.QUEUED)))
+    restyles: LatestPress[tuple[int, int]] = context.bot_data[RESTYLES_KEY]
+    await restyles.run(
+        (reply.chat_id, reply.message_id), lambda: restyle_in_place(reply, handle, look, styles, query.data or "")
     )
+
+
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -497,6 +380,7 @@ def build_application(settings: Settings, service: Service) -> Application:
         .build()
     )
     application.bot_data[SERVICE_KEY] = service
+    application.bot_data[RESTYLES_KEY] = LatestPress()
     application.add_handler(TypeHandler(Update, only_allowed_chats), group=-1)
     application.add_handler(CommandHandler("start", on_start))
     application.add_handler(CommandHandler("help", on_help))

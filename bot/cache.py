@@ -1,16 +1,48 @@
-"""Source photos kept in memory for a while, so a button press can re-style a reply without a new upload."""
+"""Source photos kept for a while, so a button press can re-style a reply without a new upload.
+
+``SourceStore`` is what the front ends use; ``SourceCache`` keeps the photos in memory (gone at a restart), the
+embedded default ``bot.disk_cache.DiskSourceCache`` keeps them on disk in the data dir, and a Redis-backed store
+can slot in the same way.
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from cachetools import TTLCache
 
 Clock = Callable[[], float]
 
 KEY_BYTES = 9  # 72 random bits -> 12 URL-safe characters, small enough for Telegram's 64-byte callback data
+
+
+def new_key() -> str:
+    """A fresh random source key: 12 ASCII characters (letters, digits, ``-`` and ``_``)."""
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+class SourceStore(Protocol):
+    """Photo bytes under short random keys, bounded in items, bytes and time; every method is quick (no awaits)."""
+
+    def put(self, image: bytes) -> str:
+        """Keep ``image``; returns its key (at most 16 ASCII characters: letters, digits, ``-`` and ``_``)."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
+        ...
+
+    def __len__(self) -> int:
+        """Photos held now."""
+        ...
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of photos held now."""
+        ...
 
 
 class SourceCache:
@@ -38,7 +70,7 @@ class SourceCache:
 
     def put(self, image: bytes) -> str:
         """Keep ``image``; returns its key (12 ASCII characters: letters, digits, ``-`` and ``_``)."""
-        key = secrets.token_urlsafe(KEY_BYTES)
+        key = new_key()
         if self.max_bytes is not None and len(image) > self.max_bytes:
             return key
         self._photos[key] = image

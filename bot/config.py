@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("animebot"))
 
 
 def _default_workers() -> int:
@@ -45,6 +50,10 @@ class Settings(BaseSettings):
     engine_factory: str = Field(
         "animegan:Engine", description="Import path (module:callable) each worker builds its engine with."
     )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the service keeps its state: the source photos behind re-style buttons.",
+    )
     examples_dir: Path = Field(
         Path(__file__).resolve().parents[1] / "examples", description="Example photos shown in the web gallery."
     )
@@ -57,9 +66,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(10, description="Photos one person may send per minute.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
     max_pixels: int = Field(50_000_000, description="Largest accepted image, in pixels.")
-    source_cache_items: int = Field(256, description="Source photos kept in memory for re-styling.")
+    source_cache_items: int = Field(256, description="Source photos kept on disk for re-styling.")
     source_cache_ttl: float = Field(3600.0, description="Seconds a source photo is kept for re-styling.")
-    source_cache_bytes: int = Field(256 * 1024 * 1024, description="Most bytes of source photos kept in memory.")
+    source_cache_bytes: int = Field(256 * 1024 * 1024, description="Most bytes of source photos kept on disk.")
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")

@@ -19,11 +19,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 
 from bot.config import Settings
-from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, QueueFull, RateLimited
+from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, PersonQueueFull, QueueFull, RateLimited
 from bot.openapi import OUTPUT_FORMATS
 from bot.service import too_large_message
 
 BUSY_RETRY_SECONDS = 30
+PERSON_BUSY_RETRY_SECONDS = 10  # this client's own photos are already running or next: a slot frees up soon
 MAX_TEXT_FIELD_BYTES = 1024
 MAX_FORM_PARTS = 64  # a form with more parts than this is refused unread
 FORM_FIELDS = frozenset({"image", "source", "style", "strength", "faces", "format"})
@@ -34,6 +35,7 @@ FORMAT_ALIASES = {"jpg": "jpeg"}
 
 # Error classes of the service -> (HTTP status, code). Looked up along the MRO, most specific first.
 JOB_ERROR_STATUS: dict[type[JobError], tuple[int, str]] = {
+    PersonQueueFull: (429, "too_many_waiting"),  # the client's own limit: a server full for everyone is 503
     QueueFull: (503, "busy"),
     RateLimited: (429, "rate_limited"),
     JobRejected: (422, "rejected"),
@@ -68,6 +70,8 @@ class ApiError(Exception):
         headers = {}
         if isinstance(error, RateLimited):
             headers["Retry-After"] = str(math.ceil(error.retry_after or BUSY_RETRY_SECONDS))
+        elif isinstance(error, PersonQueueFull):
+            headers["Retry-After"] = str(PERSON_BUSY_RETRY_SECONDS)
         elif isinstance(error, QueueFull):
             headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
         return cls(status, code, error.message, headers)

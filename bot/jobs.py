@@ -85,6 +85,10 @@ class QueueFull(JobError):
     """The queue is at its bound: the person is asked to try again shortly."""
 
 
+class PersonQueueFull(QueueFull):
+    """This person already has as many photos waiting as one person may: their own limit, not a full server."""
+
+
 class RateLimited(JobError):
     """This person sent too many photos too quickly; ``retry_after`` is the wait in seconds, when known."""
 
@@ -128,5 +132,6 @@ class JobQueue(Protocol):
     """Anything that runs jobs: the in-process pool today, a Redis-backed queue later."""
 
     async def submit(self, request: JobRequest) -> JobHandle:
-        """Queue a job; raises ``QueueFull`` or ``RateLimited`` at once when it can't be accepted."""
+        """Queue a job; raises ``QueueFull`` (``PersonQueueFull`` for one person's cap) or ``RateLimited`` at once
+        when it can't be accepted."""
         ...

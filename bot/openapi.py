@@ -57,7 +57,7 @@ def _schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Sch
         "type": "object",
         "required": ["error", "message"],
         "properties": {
-            "error": {"type": "string", "description": "A stable machine-readable code, e.g. busy, rate_limited."},
+            "error": {"type": "string", "description": "A stable machine-readable code, e.g. busy, rate_limited, too_many_waiting."},
             "message": {"type": "string", "description": "A plain sentence to show the person."},
         },
     }
@@ -207,8 +207,15 @@ def _submit_errors() -> Schema:
         "410": _error("The `source` photo expired: upload it again."),
         "413": _error("The upload is larger than the limit."),
         "422": _error("The file is not an image the server can read, or has too many pixels."),
-        "429": _error("Too many photos from this client in the last minute.", RETRY_AFTER),
-        "503": _error("The queue is full: try again shortly.", RETRY_AFTER),
+        "429": _error(
+            "This client's own limit: too many photos in the last minute (`rate_limited`), or as many photos "
+            "waiting as one client may have (`too_many_waiting`). Wait `Retry-After` seconds.",
+            RETRY_AFTER,
+        ),
+        "503": _error(
+            "The server is full for everyone (`busy`), or restarting: try again after `Retry-After` seconds.",
+            RETRY_AFTER,
+        ),
     }
 
 

@@ -33,6 +33,7 @@ from bot.jobs import (
     JobResult,
     JobStage,
     JobTimedOut,
+    PersonQueueFull,
     QueueFull,
 )
 from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, STAGE, Message, run_worker
@@ -358,7 +359,8 @@ class InferencePool:
             self._add_idle(worker)
 
     async def submit(self, request: JobRequest) -> PoolJob:
-        """Accept a job, or raise ``QueueFull`` (the queue or this person's share of it is full, or stopping)."""
+        """Accept a job, or raise ``QueueFull`` (the queue is full, or stopping) or ``PersonQueueFull`` (this
+        person's share of it is)."""
         if self._loop is None:
             raise RuntimeError("InferencePool.start() must be awaited before submit()")
         if self._closing:
@@ -366,7 +368,7 @@ class InferencePool:
         if len(self._waiting) >= self.config.queue_size and not self._idle:
             raise self._refuse(BUSY_MESSAGE)
         if self._waiting.waiting(request.user) >= self.config.per_user_queued and not self._idle:
-            raise self._refuse(person_busy_message(self._waiting.waiting(request.user)))
+            raise self._refuse(person_busy_message(self._waiting.waiting(request.user)), PersonQueueFull)
         job = PoolJob(request)
         self._counts["accepted"] += 1
         self._waiting.push(request.user, job)
@@ -489,9 +491,9 @@ class InferencePool:
         if job._finish(error):
             self._counts[outcome] += 1
 
-    def _refuse(self, message: str) -> QueueFull:
+    def _refuse(self, message: str, kind: type[QueueFull] = QueueFull) -> QueueFull:
         self._counts["refused"] += 1
-        return QueueFull(message)
+        return kind(message)
 
     # --- workers ---
 

@@ -9,8 +9,9 @@ from typing import Protocol
 
 from animegan.errors import AnimeganError
 from animegan.manifest import Style, find_style, installed_styles
-from bot.cache import Clock, SourceCache
+from bot.cache import Clock, SourceStore
 from bot.config import Settings
+from bot.disk_cache import DiskSourceCache
 from bot.jobs import JobHandle, JobQueue, JobRejected, JobRequest
 from bot.limits import AccessList, RateLimiter
 from bot.pool import InferencePool, PoolConfig
@@ -55,16 +56,32 @@ class Service:
     Args:
         settings: every knob.
         queue: where jobs run (default: an ``InferencePool`` of ``settings.workers`` processes).
-        clock: monotonic seconds for the source cache and the rate limit (injectable for tests).
+        sources: where source photos are kept for re-styling (default: a ``DiskSourceCache`` in
+            ``settings.data_dir``, which the service closes when it stops).
+        clock: seconds for the source cache and the rate limit (injectable for tests; default: wall-clock time
+            for the photos on disk, which outlive the process, and monotonic time for the rate limit).
     """
 
-    def __init__(self, settings: Settings, queue: ManagedQueue | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: ManagedQueue | None = None,
+        sources: SourceStore | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.queue: ManagedQueue = queue if queue is not None else InferencePool(PoolConfig.from_settings(settings))
-        self.sources = SourceCache(
-            settings.source_cache_items, settings.source_cache_ttl, max_bytes=settings.source_cache_bytes, clock=clock
-        )
-        self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock)
+        self._owned_sources: DiskSourceCache | None = None
+        if sources is None:
+            sources = self._owned_sources = DiskSourceCache.in_folder(
+                settings.data_dir,
+                settings.source_cache_items,
+                settings.source_cache_ttl,
+                max_bytes=settings.source_cache_bytes,
+                clock=clock or time.time,
+            )
+        self.sources: SourceStore = sources
+        self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock or time.monotonic)
         self.access = AccessList.from_settings(settings)
 
     async def start(self) -> None:
@@ -74,6 +91,8 @@ class Service:
     async def stop(self) -> None:
         """Stop taking photos, finish or answer every accepted one, then end the workers."""
         await self.queue.stop()
+        if self._owned_sources is not None:
+            self._owned_sources.close()
 
     async def __aenter__(self) -> Service:
         await self.start()

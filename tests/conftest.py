@@ -23,6 +23,18 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private data dir for the session (source photos on disk), exported as ANIMEBOT_DATA_DIR.
+
+    Every ``Settings`` built by a test, and every ``animebot serve`` it spawns, keeps its state there rather than
+    in the user's data dir.
+    """
+    folder = tmp_path_factory.mktemp("data")
+    os.environ["ANIMEBOT_DATA_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def weights_mirror() -> Path:
     """The folder holding the real weight files (../shared/weights)."""

@@ -181,6 +181,7 @@ class FakeTelegram:
             "sendChatAction": self._send_chat_action,
             "editMessageText": self._edit_message_text,
             "editMessageMedia": self._edit_message_media,
+            "editMessageCaption": self._edit_message_caption,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "getFile": self._get_file,
@@ -526,6 +527,20 @@ class FakeTelegram:
         self._add_bot_caption(message, media)
         message["edit_date"] = int(time.time())
         _set_markup(message, _markup(params))
+        return message
+
+    def _edit_message_caption(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        message = self._editable(params)
+        if not {"photo", "document", "video", "animation", "audio"} & message.keys():
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        markup = _markup(params)
+        if params.get("caption") == message.get("caption") and markup == message.get("reply_markup"):
+            raise ApiError(400, NOT_MODIFIED)
+        message.pop("caption", None)
+        message.pop("caption_entities", None)
+        self._add_bot_caption(message, params)
+        message["edit_date"] = int(time.time())
+        _set_markup(message, markup)  # as on Telegram: an edit without reply_markup removes the keyboard
         return message
 
     def _delete_message(self, params: JsonDict, files: dict[str, Upload]) -> bool:

@@ -12,6 +12,8 @@ import asyncio
 import io
 import logging
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,9 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from PIL import Image
 
-from adapters.discord import NO_IMAGE, NOT_ALLOWED, NOT_YOURS, SOURCE_EXPIRED, AnimeClient, build_client, serve
+from adapters.discord import NO_IMAGE, AnimeClient, build_client, serve
+from adapters.discord_replies import NOT_ALLOWED
+from adapters.discord_result import NOT_YOURS, SOURCE_EXPIRED
 from bot.config import Settings
 from bot.jobs import JobError, JobRequest, RateLimited
 from bot.service import Service
@@ -42,6 +46,7 @@ from tests.fake_discord import (
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 pytestmark = [on_module_loop, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[1]
 BOT_TOKEN = f"{secrets.token_urlsafe(18)}.{secrets.token_urlsafe(5)}.{secrets.token_urlsafe(27)}"
 WORKING_SIZE = 128  # tiny photos keep each real job to a few seconds on a busy 2-core machine
 PHOTO_SIDE = 128
@@ -167,10 +172,45 @@ def image_of(message: dict | None) -> dict | None:
     return message["attachments"][0]
 
 
+CONTROLS = ["less", "more", "orig"]
+
+
 def buttons_of(message: dict) -> dict[str, dict]:
-    """The message's buttons by style name (custom ids are ``anime:<key>:<style>:<percent>``)."""
+    """The message's buttons: style buttons by style name, the controls by role (``less``, ``more``, ``orig``).
+
+    Custom ids are ``anime:<key>:<style>:<percent>``, with ``:<role>`` on the controls.
+    """
     buttons = [button for row in message["components"] for button in row["components"]]
-    return {button["custom_id"].split(":")[2]: button for button in buttons}
+    parts = [button["custom_id"].split(":") for button in buttons]
+    return {(part[4] if len(part) == 5 else part[2]): button for part, button in zip(parts, buttons, strict=True)}
+
+
+async def showing(fake: FakeDiscord, token: str, text: str) -> dict:
+    """Wait until the original response's text contains ``text`` and no re-style is running on it."""
+
+    def shows() -> bool:
+        content = (fake.original(token) or {}).get("content", "")
+        return text in content and "⏳" not in content
+
+    await fake.wait_until(lambda: shows() or bool(fake.refused()), RESULT_TIMEOUT)
+    assert not fake.refused(), [(call.path, call.error) for call in fake.refused()]
+    message = fake.original(token)
+    assert message is not None
+    return message
+
+
+def percent_of(button: dict) -> int:
+    """The strength (percent) a button asks for."""
+    return int(button["custom_id"].split(":")[3])
+
+
+def status_edits(fake: FakeDiscord, token: str) -> list[str]:
+    """The texts of every edit of a press's message that showed a re-style status."""
+    return [
+        call.body["content"]
+        for call in fake.answers(token)
+        if call.method == "PATCH" and isinstance(call.body, dict) and "⏳" in (call.body.get("content") or "")
+    ]
 
 
 def callback_types(fake: FakeDiscord, token: str) -> list[int]:
@@ -247,7 +287,12 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert result.width == result.height  # the square photo stays square
     assert fake.file(image_of(message)) != photo
     buttons = buttons_of(message)
-    assert list(buttons) == [style.name for style in bot.service.styles()]
+    assert list(buttons) == [style.name for style in bot.service.styles()] + CONTROLS
+    assert [len(row["components"]) for row in message["components"]][:-1] == [5] * (len(message["components"]) - 1)
+    assert [button["label"] for button in message["components"][-1]["components"]] == [
+        "− strength", "+ strength", "Original"
+    ]
+    assert (percent_of(buttons["less"]), percent_of(buttons["more"]), percent_of(buttons["orig"])) == (25, 75, 0)
     assert buttons["hayao"]["disabled"] is True
     assert all(not button["disabled"] for name, button in buttons.items() if name != "hayao")
     key = buttons["hayao"]["custom_id"].split(":")[1]
@@ -256,15 +301,26 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert not fake.refused()
 
 
+def rebuilt(service: Service, data_dir: Path) -> Service:
+    """A new service on ``data_dir`` (sharing the running workers), as a new ``animebot serve`` process builds it."""
+    return sharing_queue(service, data_dir=data_dir)
+
+
+async def restart(bot: Bot, start_bot: StartBot, data_dir: Path) -> Bot:
+    """Stop the client and its service's photo store, then start a new client on a new service, same data dir."""
+    await bot.stop()
+    bot.service.sources.close()  # type: ignore[attr-defined]  # nothing of the first run stays in memory
+    return await start_bot(rebuilt(bot.service, data_dir))
+
+
 async def test_buttons_restyle_the_same_message_for_its_sender_even_after_a_restart(
-    start_bot: StartBot, service: Service, photo: bytes
+    start_bot: StartBot, service: Service, photo: bytes, tmp_path: Path
 ) -> None:
-    bot = await start_bot(service)
+    bot = await start_bot(rebuilt(service, tmp_path))
     fake = bot.fake
     token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
     first = await finished(fake, token, "anime-shinkai.jpg")
-    await bot.stop()
-    await start_bot(service)  # a new process builds its client the same way; the buttons live in Discord
+    await restart(bot, start_bot, tmp_path)
 
     refused = await fake.send(
         fake.press_button(BOB, first, buttons_of(first)["sketch"]["custom_id"], guild_id=fake.guild_id)
@@ -278,9 +334,74 @@ async def test_buttons_restyle_the_same_message_for_its_sender_even_after_a_rest
     assert callback_types(fake, press) == [DEFERRED_UPDATE_MESSAGE]
     assert message["id"] == first["id"]
     assert fake.followups(press) == [] and fake.followups(token) == []
-    assert "Sketch" in message["content"]
+    assert "Sketch" in message["content"] and "⏳" not in message["content"]
     assert buttons_of(message)["sketch"]["disabled"] and not buttons_of(message)["shinkai"]["disabled"]
     assert fake.file(image_of(message)) != fake.file(image_of(first))
+    statuses = status_edits(fake, press)
+    assert statuses and all(status.endswith(("⏳ Re-styling as Sketch…", "%")) for status in statuses), statuses
+    assert not any("Reading the photo" in status for status in statuses)
+    assert not fake.refused()
+
+
+async def test_strength_and_original_buttons_work_also_after_a_restart(
+    start_bot: StartBot, service: Service, photo: bytes, tmp_path: Path
+) -> None:
+    bot = await start_bot(rebuilt(service, tmp_path))
+    fake = bot.fake
+    token = await fake.send(
+        fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo), style="hayao")
+    )
+    full = await finished(fake, token, "anime-hayao.jpg")
+    assert buttons_of(full)["more"]["disabled"] and not buttons_of(full)["less"]["disabled"]
+
+    await fake.send(fake.press_button(ADA, full, buttons_of(full)["less"]["custom_id"], guild_id=fake.guild_id))
+    weaker = await showing(fake, token, "strength 75%")
+    await restart(bot, start_bot, tmp_path)
+    await fake.send(fake.press_button(ADA, weaker, buttons_of(weaker)["orig"]["custom_id"], guild_id=fake.guild_id))
+    original = await showing(fake, token, "Original")
+
+    assert "Hayao** · strength 75%" in weaker["content"]
+    assert buttons_of(weaker)["hayao"]["disabled"] and percent_of(buttons_of(weaker)["hayao"]) == 75
+    assert (percent_of(buttons_of(weaker)["less"]), percent_of(buttons_of(weaker)["more"])) == (50, 100)
+    assert original["content"].startswith("**Original**")
+    assert buttons_of(original)["orig"]["disabled"] and not buttons_of(original)["hayao"]["disabled"]
+    assert percent_of(buttons_of(original)["hayao"]) == 100  # a style button brings the full style back
+
+    def difference(result: dict) -> float:
+        picture = np.asarray(decoded(fake.file(image_of(result))).convert("RGB"), dtype=np.float32)
+        source = np.asarray(decoded(photo).convert("RGB").resize(picture.shape[1::-1]), dtype=np.float32)
+        return float(np.abs(picture - source).mean())
+
+    assert difference(original) < difference(weaker) < difference(full)  # 0% is the photo, 75% between
+    assert not fake.refused()
+
+
+async def test_two_quick_presses_end_with_one_clean_status_and_the_last_style(bot: Bot, photo: bytes) -> None:
+    fake = bot.fake
+    token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    shown = await finished(fake, token, "anime-shinkai.jpg")
+
+    hayao, sketch = buttons_of(shown)["hayao"]["custom_id"], buttons_of(shown)["sketch"]["custom_id"]
+    first = await fake.send(fake.press_button(ADA, shown, hayao, guild_id=fake.guild_id))
+    await fake.wait_until(lambda: bool(status_edits(fake, first)), RESULT_TIMEOUT)
+    running = fake.original(token)
+    assert running is not None and buttons_of(running)["hayao"]["label"] == "⏳ Hayao"
+    assert buttons_of(running)["shinkai"]["disabled"] and not buttons_of(running)["sketch"]["disabled"]
+    last = await fake.send(fake.press_button(ADA, running, sketch, guild_id=fake.guild_id))
+    final = await finished(fake, token, "anime-sketch.jpg")
+    await asyncio.sleep(3.0)  # the first press's job ends meanwhile: it must not show its picture or status
+
+    final = fake.original(token)
+    assert final is not None and image_of(final)["filename"] == "anime-sketch.jpg"
+    assert "⏳" not in final["content"] and "Sketch" in final["content"]
+    assert all(not button["label"].startswith("⏳") for button in buttons_of(final).values())
+    assert not any(call.files for call in fake.answers(first))  # the superseded press never sent a picture
+    first_statuses, last_statuses = status_edits(fake, first), status_edits(fake, last)
+    assert all("Hayao" in status and "Sketch" not in status for status in first_statuses)
+    assert last_statuses and all("Sketch" in status and "Hayao" not in status for status in last_statuses)
+    last_started = min(call.at for call in fake.answers(last) if call.method == "PATCH")
+    assert all(call.at < last_started for call in fake.answers(first) if call.method == "PATCH")  # never interleaved
+    assert all(status.count("⏳") == 1 for status in first_statuses + last_statuses)
     assert not fake.refused()
 
 
@@ -389,6 +510,25 @@ async def test_service_errors_replace_the_thinking_message_with_a_private_one(bo
     assert not fake.refused()
 
 
+async def test_five_commands_at_once_leave_no_public_refusal(bot: Bot, photo: bytes) -> None:
+    fake = bot.fake
+    waiting_cap = bot.service.settings.per_user_queued
+    commands = [fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo)) for _ in range(5)]
+    tokens = await asyncio.gather(*(fake.send(command) for command in commands))
+
+    await fake.wait_until(
+        lambda: sum(bool(image_of(fake.original(token))) for token in tokens) == waiting_cap + 1, RESULT_TIMEOUT * 3
+    )
+    refused = [token for token in tokens if not image_of(fake.original(token))]
+    assert len(refused) == 1  # one runs, three wait, the fifth is one too many
+    reply = await private_reply(fake, refused[0])
+    assert "waiting" in reply["content"]
+    public = [message for message in fake.messages.values() if not message["flags"] & EPHEMERAL]
+    assert all(image_of(message) or message.get("_token") not in tokens for message in public), public
+    assert fake.original(refused[0]) is None  # the public "thinking..." placeholder is gone
+    assert not fake.refused()
+
+
 async def test_rate_limit_message_reaches_the_person(start_bot: StartBot, service: Service, photo: bytes) -> None:
     bot = await start_bot(sharing_queue(service, rate_limit_per_minute=1))
     fake = bot.fake
@@ -402,7 +542,25 @@ async def test_rate_limit_message_reaches_the_person(start_bot: StartBot, servic
         bot.service.limiter.check(f"discord:{BOB.id}")
     first_sentence = refusal.value.message.split(".")[0]  # the rest names the seconds left, which move on
     assert reply["content"].startswith(first_sentence)
+    assert fake.original(second) is None  # no public placeholder left in the channel
     assert bot.service.stats()["rate_limited"] == 2
+
+
+async def test_a_refused_button_press_answers_privately_and_leaves_the_message(
+    start_bot: StartBot, service: Service, photo: bytes
+) -> None:
+    bot = await start_bot(sharing_queue(service, rate_limit_per_minute=1))
+    fake = bot.fake
+    token = await fake.send(fake.slash_command(BOB, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    shown = await finished(fake, token, "anime-shinkai.jpg")
+
+    hayao = buttons_of(shown)["hayao"]["custom_id"]
+    press = await fake.send(fake.press_button(BOB, shown, hayao, guild_id=fake.guild_id))
+    reply = await private_reply(fake, press)
+
+    assert "in the last minute" in reply["content"]
+    assert callback_types(fake, press) == [CHANNEL_MESSAGE]  # an ephemeral answer, no public edit
+    assert fake.original(token) == shown
 
 
 async def test_allow_list_refuses_other_guilds_and_dms(
@@ -431,3 +589,24 @@ async def test_the_token_is_used_but_never_logged(
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
     assert "Synced 2 global Discord commands" in caplog.text
     assert BOT_TOKEN not in caplog.text
+
+
+async def test_start_logs_no_voice_warnings(tmp_path: Path) -> None:
+    # A fresh process: discord.py warns once per process, so an earlier client here would hide the warnings.
+    code = (
+        "import logging\n"
+        "from bot.config import Settings\n"
+        "from bot.service import Service\n"
+        "from adapters.discord import build_client\n"
+        "logging.basicConfig(level=logging.INFO)\n"  # what `animebot serve` sets up
+        "settings = Settings(_env_file=None, discord_token='x.y.z', data_dir=__import__('sys').argv[1])\n"
+        "build_client(settings, Service(settings))\n"
+        "logging.getLogger('discord').warning('client built')\n"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+    assert started.returncode == 0, started.stderr
+    assert "client built" in started.stderr  # the log is there, and shows...
+    assert "is not installed" not in started.stderr and "voice" not in started.stderr.lower()  # ...no voice warning

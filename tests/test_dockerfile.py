@@ -34,9 +34,10 @@ def test_entry_point_is_the_real_cli_command() -> None:
     assert json.loads(instructions("ENTRYPOINT")[0]) == ["tini", "--"]
 
 
-def test_runs_as_non_root_with_weights_volume_and_healthcheck() -> None:
+def test_runs_as_non_root_with_weights_and_data_volumes_and_healthcheck() -> None:
     assert instructions("USER") == ["animebot"]
-    assert 'VOLUME ["/weights"]' in DOCKERFILE and "ANIMEBOT_WEIGHTS_DIR=/weights" in DOCKERFILE
+    assert instructions("VOLUME") == ['["/weights", "/data"]']
+    assert "ANIMEBOT_WEIGHTS_DIR=/weights" in DOCKERFILE and "ANIMEBOT_DATA_DIR=/data" in DOCKERFILE
     assert re.search(r"HEALTHCHECK .*\n?.*/healthz", DOCKERFILE)
     assert "ANIMEBOT_HOST=0.0.0.0" in DOCKERFILE  # inside a container, loopback would be unreachable
     assert "download.pytorch.org/whl/cpu" in DOCKERFILE  # CPU-only torch

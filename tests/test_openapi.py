@@ -69,6 +69,16 @@ def test_without_a_key_nothing_mentions_one() -> None:
     assert all("401" not in op["responses"] for ops in document["paths"].values() for op in ops.values())
 
 
+def test_submitting_documents_429_for_the_clients_own_limits_and_503_for_a_full_server() -> None:
+    document = openapi_document(style_names=STYLES, max_upload_bytes=1000, api_key_required=False)
+    for path in ("/api/v1/jobs", "/api/v1/stylize"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert "too_many_waiting" in responses["429"]["description"]
+        assert "rate_limited" in responses["429"]["description"]
+        assert "full for everyone" in responses["503"]["description"]
+        assert "Retry-After" in responses["429"]["headers"] and "Retry-After" in responses["503"]["headers"]
+
+
 def _app_routes(app: web.Application) -> set[tuple[str, str]]:
     """(METHOD, path) of every route of ``app`` and its sub-apps (whose paths carry their prefix)."""
     routes: set[tuple[str, str]] = set()

@@ -29,6 +29,7 @@ from bot.jobs import (
     JobResult,
     JobStage,
     JobTimedOut,
+    PersonQueueFull,
     QueueFull,
 )
 from bot.fairness import FairQueue
@@ -256,7 +257,7 @@ async def test_flood_every_accepted_job_ends_in_exactly_one_outcome(two_pool: In
 async def test_queue_bound_and_per_person_cap_refuse_with_busy(one_pool: InferencePool) -> None:
     blocker = await one_pool.submit(scripted("blocker", sleep=0.2))
     greedy = [await one_pool.submit(scripted("greedy")) for _ in range(5)]
-    with pytest.raises(QueueFull) as per_person:
+    with pytest.raises(PersonQueueFull) as per_person:
         await one_pool.submit(scripted("greedy"))
     other = await one_pool.submit(scripted("other"))
     with pytest.raises(QueueFull) as whole_queue:
@@ -266,6 +267,7 @@ async def test_queue_bound_and_per_person_cap_refuse_with_busy(one_pool: Inferen
     assert one_pool.stats()["queue_depth"] == 6
     assert per_person.value.message == person_busy_message(5)
     assert whole_queue.value.message == BUSY_MESSAGE
+    assert not isinstance(whole_queue.value, PersonQueueFull)  # a full server, not this person's own limit
     results = await asyncio.gather(*(handle.result() for handle in [blocker, *greedy, other]))
     assert all(isinstance(result, JobResult) for result in results)
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from animegan.manifest import list_styles
-from bot.cache import SourceCache
+from bot.cache import SourceCache, SourceStore
+from bot.disk_cache import DiskSourceCache
 from bot.config import Settings
 from bot.jobs import JobRejected, JobRequest, JobResult, QueueFull, RateLimited
 from bot.limits import AccessList, RateLimiter
@@ -16,14 +22,30 @@ from bot.service import Service
 from tests.support_pool import SCRIPTED_ENGINE, FakeClock, report_of, script
 
 TTL = 600.0
+REPO = Path(__file__).resolve().parents[1]
 KEY_LIMIT = 16  # Telegram callback data must also hold the style and strength
 
 
-# --- SourceCache ---
+# --- SourceCache (memory) and DiskSourceCache (the embedded default): one contract ---
+
+MakeStore = Callable[..., SourceStore]
 
 
-def test_source_cache_returns_the_photo_under_a_short_ascii_key() -> None:
-    cache = SourceCache(max_items=4, ttl=TTL)
+@pytest.fixture(params=["memory", "disk"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    """Builds a source store of either kind with the given bounds (the disk one in a fresh folder)."""
+
+    def make(max_items: int, ttl: float, max_bytes: int | None = None, clock: FakeClock | None = None) -> SourceStore:
+        clock = clock or FakeClock()
+        if request.param == "memory":
+            return SourceCache(max_items, ttl, max_bytes=max_bytes, clock=clock)
+        return DiskSourceCache.in_folder(tmp_path / "data", max_items, ttl, max_bytes=max_bytes, clock=clock)
+
+    return make
+
+
+def test_source_store_returns_the_photo_under_a_short_ascii_key(make_store: MakeStore) -> None:
+    cache = make_store(max_items=4, ttl=TTL)
     keys = {cache.put(f"photo {index}".encode()) for index in range(4)}
 
     assert len(keys) == 4
@@ -34,9 +56,9 @@ def test_source_cache_returns_the_photo_under_a_short_ascii_key() -> None:
     assert cache.get("no-such-key") is None
 
 
-def test_source_cache_forgets_a_photo_once_its_ttl_has_passed() -> None:
+def test_source_store_forgets_a_photo_once_its_ttl_has_passed(make_store: MakeStore) -> None:
     clock = FakeClock()
-    cache = SourceCache(max_items=4, ttl=TTL, clock=clock)
+    cache = make_store(max_items=4, ttl=TTL, clock=clock)
     old = cache.put(b"old")
     clock.advance(TTL / 2)
     young = cache.put(b"young")
@@ -52,8 +74,8 @@ def test_source_cache_forgets_a_photo_once_its_ttl_has_passed() -> None:
     assert len(cache) == 0
 
 
-def test_source_cache_pushes_out_the_least_recently_used_photo() -> None:
-    cache = SourceCache(max_items=2, ttl=TTL, clock=FakeClock())
+def test_source_store_pushes_out_the_least_recently_used_photo(make_store: MakeStore) -> None:
+    cache = make_store(max_items=2, ttl=TTL)
     first = cache.put(b"first")
     second = cache.put(b"second")
     assert cache.get(first) == b"first"  # now `second` is the least recently used
@@ -65,8 +87,8 @@ def test_source_cache_pushes_out_the_least_recently_used_photo() -> None:
     assert len(cache) == 2
 
 
-def test_source_cache_keeps_within_its_byte_budget() -> None:
-    cache = SourceCache(max_items=10, ttl=TTL, max_bytes=10, clock=FakeClock())
+def test_source_store_keeps_within_its_byte_budget(make_store: MakeStore) -> None:
+    cache = make_store(max_items=10, ttl=TTL, max_bytes=10)
     first = cache.put(b"123456")
     second = cache.put(b"abcdef")
     huge = cache.put(b"x" * 11)
@@ -75,6 +97,64 @@ def test_source_cache_keeps_within_its_byte_budget() -> None:
     assert cache.get(second) == b"abcdef"
     assert cache.get(huge) is None
     assert cache.held_bytes == 6
+
+
+def test_disk_store_keeps_photos_across_a_reopen_and_only_for_this_user(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    clock = FakeClock(now=1.7e9)
+    before = DiskSourceCache.in_folder(folder, max_items=4, ttl=TTL, clock=clock)
+    key = before.put(b"kept photo")
+    before.close()
+
+    after = DiskSourceCache.in_folder(folder, max_items=4, ttl=TTL, clock=clock)
+
+    assert after.get(key) == b"kept photo"
+    assert (len(after), after.held_bytes) == (1, len(b"kept photo"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "sources.sqlite3").stat().st_mode) == 0o600
+    clock.advance(TTL)
+    assert after.get(key) is None  # the time-to-live counts across the restart
+
+
+def test_disk_store_shared_by_two_processes_sees_each_others_photos(tmp_path: Path) -> None:
+    first = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
+    second = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
+    keys = [first.put(b"a"), second.put(b"b"), first.put(b"c"), second.put(b"d")]
+
+    assert [second.get(key) for key in keys] == [None, b"b", b"c", b"d"]  # one bound over both writers
+    assert len(first) == 3
+
+
+def test_disk_store_starts_afresh_from_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "sources.sqlite3").write_bytes(b"this is not a SQLite database" * 100)
+
+    cache = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
+
+    assert cache.get(cache.put(b"photo")) == b"photo"
+    assert (tmp_path / "sources.sqlite3.broken").is_file()
+
+
+def test_a_photo_written_by_a_killed_process_is_wholly_there_or_absent(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from bot.disk_cache import DiskSourceCache\n"
+        "cache = DiskSourceCache.in_folder(Path(sys.argv[1]), max_items=1000, ttl=3600)\n"
+        "print(cache.put(b'first' * 1000), flush=True)\n"
+        "while True:\n"
+        "    cache.put(os.urandom(1 << 20))\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, cwd=REPO)
+    assert writer.stdout is not None
+    key = writer.stdout.readline().decode().strip()
+    time.sleep(1.0)  # mid-way through some megabyte-sized write
+    writer.kill()
+    writer.wait()
+
+    cache = DiskSourceCache.in_folder(tmp_path, max_items=1000, ttl=3600)
+
+    assert cache.get(key) == b"first" * 1000
+    assert cache.held_bytes == (len(cache) - 1) * (1 << 20) + len(b"first" * 1000)
 
 
 # --- RateLimiter and AccessList ---
@@ -166,9 +246,9 @@ async def test_service_runs_a_job_and_refuses_bad_ones_at_once(weights_dir: Path
     assert stats["jobs_accepted"] == 1  # refused inputs never reached the queue
 
 
-async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path) -> None:
+async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path, tmp_path: Path) -> None:
     clock = FakeClock()
-    settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0)
+    settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0, data_dir=tmp_path)
     async with Service(settings, clock=clock) as service:
         running = await service.submit(JobRequest(user="telegram:9", image=script(sleep=0.2), style="shinkai"))
         with pytest.raises(QueueFull):  # the only worker is busy and nothing may wait
@@ -183,6 +263,7 @@ async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path)
         await third.result()
         key = service.sources.put(b"source photo")
         stats = service.stats()
+        kept = service.sources.get(key)
 
     assert refusal.value.retry_after == pytest.approx(60)
     assert "try again in 60 seconds" in refusal.value.message
@@ -190,4 +271,4 @@ async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path)
     assert stats["jobs_refused"] == 1
     assert stats["jobs_done"] == 3
     assert stats["sources_cached"] == 1
-    assert service.sources.get(key) == b"source photo"
+    assert kept == b"source photo"

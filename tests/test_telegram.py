@@ -31,21 +31,18 @@ from pydantic import SecretStr
 from bot.redaction import TokenRedactor, redact_token_in_logs
 from adapters.telegram import (
     EXPIRED,
-    NOOP_DATA,
     NOT_A_PHOTO,
     NOT_AN_IMAGE,
     NOT_YOURS,
     SOMETHING_WENT_WRONG,
-    STATUS_EDIT_INTERVAL,
-    Look,
     build_application,
-    keyboard,
     looks_like_image,
     result_file_name,
     running,
-    status_text,
     style_named_in,
 )
+from adapters.telegram_buttons import NOOP_DATA, Look, keyboard
+from adapters.telegram_status import STATUS_EDIT_INTERVAL, status_text
 from animegan.manifest import list_styles
 from bot.config import Settings
 from bot.jobs import STAGE_LABELS, JobProgress, JobStage
@@ -265,6 +262,11 @@ def is_status(text: str) -> bool:
     return text.startswith(("Starting", "In the queue", *STAGE_LABELS.values()))
 
 
+def marked_buttons(message: JsonDict) -> list[str]:
+    """The texts of the buttons marked as the current look (✓) or as running (⏳)."""
+    return [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] in "✓⏳"]
+
+
 def texts_replying_to(telegram: FakeTelegram, message: JsonDict) -> list[str]:
     return [m["text"] for m in telegram.replies_to(message) if "text" in m]
 
@@ -315,12 +317,19 @@ async def test_button_press_edits_the_reply_media_in_place(
         sent = telegram.send_photo(user, chat, jpeg(coffee))
         (reply,) = await replies(telegram, sent, kind="photo")
         first_upload = telegram.calls_to("sendPhoto", chat.id)[0].files["photo"].data
+        first_caption = reply["caption"]
         button = next(b for row in reply["reply_markup"]["inline_keyboard"] for b in row if b["text"] == other.title)
         telegram.press_button(user, reply, button["callback_data"])
         await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)), REPLY_TIMEOUT)
 
     (answer,) = telegram.calls_to("answerCallbackQuery")
     assert other.title in str(answer.params["text"])
+    # While it ran: one status line in the photo's own caption, about the new look, and the pressed button marked.
+    statuses = [str(call.params["caption"]) for call in telegram.calls_to("editMessageCaption", chat.id)]
+    assert statuses and all(text.startswith(f"{first_caption}\n⏳ Re-styling as {other.title}") for text in statuses)
+    assert not any("Reading the photo" in text for text in statuses)
+    pending = telegram.calls_to("editMessageCaption", chat.id)[0].params
+    assert marked_buttons(pending) == [f"✓ {service.styles()[0].title}", f"⏳ {other.title}"]
     edit = telegram.calls_to("editMessageMedia", chat.id)[0]
     assert int(edit.params["message_id"]) == reply["message_id"]
     media = edit.params["media"]
@@ -329,10 +338,64 @@ async def test_button_press_edits_the_reply_media_in_place(
     assert decoded(new_upload).size == PHOTO_SIZE
     assert mean_difference(new_upload, first_upload) > 1.0  # another style, another picture
     edited = telegram.message(chat.id, reply["message_id"])
-    assert edited["caption"].startswith(other.title)
-    marked = [b["text"] for row in edited["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] == "✓"]
-    assert marked == [f"✓ {other.title}"]
+    assert edited["caption"].startswith(other.title) and "⏳" not in edited["caption"]
+    assert marked_buttons(edited) == [f"✓ {other.title}"]
     assert len(telegram.bot_messages(chat.id)) == 1  # edited, not a new message
+    assert not telegram.refused()
+
+
+@module_loop
+async def test_two_quick_presses_end_with_one_clean_status_and_the_last_style(
+    telegram: FakeTelegram, service: Service, coffee: np.ndarray
+) -> None:
+    user = new_user()
+    chat = telegram.private_chat(user)
+    first_choice, last_choice = service.styles()[1], service.styles()[2]
+    async with bot(telegram, service):
+        sent = telegram.send_photo(user, chat, jpeg(coffee))
+        (reply,) = await replies(telegram, sent, kind="photo")
+        data = {b["text"]: b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row}
+        telegram.press_button(user, reply, data[first_choice.title])
+        await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageCaption", chat.id)), REPLY_TIMEOUT)
+        telegram.press_button(user, telegram.message(chat.id, reply["message_id"]), data[last_choice.title])
+        await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)), REPLY_TIMEOUT)
+        await asyncio.sleep(3.0)  # the first press's job ends meanwhile: it must not show its picture or status
+
+    (media_edit,) = telegram.calls_to("editMessageMedia", chat.id)  # one new picture: the last press's
+    assert media_edit.params["media"]["caption"].startswith(last_choice.title)
+    final = telegram.message(chat.id, reply["message_id"])
+    assert final["caption"].startswith(last_choice.title) and "⏳" not in final["caption"]
+    assert marked_buttons(final) == [f"✓ {last_choice.title}"]
+    statuses = [str(call.params["caption"]) for call in telegram.calls_to("editMessageCaption", chat.id)]
+    switched = next(i for i, text in enumerate(statuses) if last_choice.title in text)
+    assert all(first_choice.title in text for text in statuses[:switched])
+    assert all(last_choice.title in text and first_choice.title not in text for text in statuses[switched:])
+    assert all(text.count("⏳") == 1 for text in statuses)  # one status line at a time, never two
+    assert len(telegram.calls_to("answerCallbackQuery")) == 2
+    assert not telegram.refused()
+
+
+@module_loop
+async def test_buttons_work_after_a_full_restart_on_the_same_data_dir(
+    telegram: FakeTelegram, service: Service, coffee: np.ndarray, tmp_path: Path
+) -> None:
+    user = new_user()
+    chat = telegram.private_chat(user)
+    before = Service(service_settings(service.settings.weights_dir, data_dir=tmp_path), queue=service.queue)
+    async with bot(telegram, before):
+        sent = telegram.send_photo(user, chat, jpeg(coffee))
+        (reply,) = await replies(telegram, sent, kind="photo")
+    before.sources.close()  # type: ignore[attr-defined]  # nothing of the first run is kept in memory
+
+    after = Service(service_settings(service.settings.weights_dir, data_dir=tmp_path), queue=service.queue)
+    other = service.styles()[1]
+    async with bot(telegram, after):
+        button = next(b for row in reply["reply_markup"]["inline_keyboard"] for b in row if b["text"] == other.title)
+        telegram.press_button(user, reply, button["callback_data"])
+        await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)), REPLY_TIMEOUT)
+
+    assert telegram.message(chat.id, reply["message_id"])["caption"].startswith(other.title)
+    assert all(EXPIRED != call.params.get("text") for call in telegram.calls_to("answerCallbackQuery"))
     assert not telegram.refused()
 
 

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from animegan.manifest import installed_styles
 from bot.config import Settings
-from bot.jobs import JobStage
+from bot.jobs import JobRequest, JobStage
 from bot.service import Service
 from bot.web import create_app
 from tests.support_web import (
@@ -40,17 +40,18 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 API_KEY = "correct-horse-battery-staple"
 STAGE_ORDER = [JobStage.QUEUED, JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING]
+QUEUE_SIZE = 3
 TEXT_FILE = b"Dear diary, today I tried to send a text file as a photo.\n"
 
 
 @pytest.fixture(scope="module")
 def settings(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """One worker; one waiting photo per person, so "busy" is reached with three photos."""
+    """One worker; one waiting photo per person (the third photo of one client is too many), three waiting in all."""
     examples = tmp_path_factory.mktemp("examples")
     for name in ("astronaut.jpg", "coffee.jpg", "SOURCES.md"):
         (examples / name).write_bytes((EXAMPLES / name).read_bytes())
     (examples / "notes.txt").write_text("not a photo")
-    return small_settings(weights_dir, per_user_queued=1, examples_dir=examples)
+    return small_settings(weights_dir, per_user_queued=1, queue_size=QUEUE_SIZE, examples_dir=examples)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -367,20 +368,36 @@ async def test_photos_over_the_pixel_limit_are_413(settings: Settings, service: 
     assert "megapixels" in body["message"]
 
 
-async def test_a_person_with_a_photo_waiting_gets_busy_with_retry_after(
+async def test_a_client_over_its_own_waiting_cap_gets_429_with_retry_after(
     client: TestClient, service: Service, photo: bytes
 ) -> None:
     await settled(service)
     running = await client.post("/api/v1/jobs", data=job_form(photo))
     waiting = await client.post("/api/v1/jobs", data=job_form(photo))
     refused = await client.post("/api/v1/jobs", data=job_form(photo))
-    body = await error_of(refused, 503)
-    assert body["error"] == "busy"
+    body = await error_of(refused, 429)
+    assert body["error"] == "too_many_waiting"
+    assert "waiting" in body["message"]
     assert int(refused.headers["Retry-After"]) > 0
     for response in (running, waiting):
         job = await response.json()
         async with asyncio.timeout(JOB_WAIT_SECONDS):
             await read_events(await client.get(job["events_url"]))
+
+
+async def test_a_full_server_answers_503_with_retry_after(client: TestClient, service: Service, photo: bytes) -> None:
+    await settled(service)
+    # Other people (other front ends) fill the one worker and the whole queue; this client has nothing waiting.
+    others = [
+        await service.submit(JobRequest(user=f"telegram:{person}", image=photo, style="shinkai", faces=False))
+        for person in range(QUEUE_SIZE + 1)
+    ]
+    refused = await client.post("/api/v1/jobs", data=job_form(photo))
+    body = await error_of(refused, 503)
+    assert body["error"] == "busy"
+    assert int(refused.headers["Retry-After"]) > 0
+    async with asyncio.timeout(JOB_WAIT_SECONDS):
+        await asyncio.gather(*(handle.result() for handle in others))
 
 
 async def test_the_rate_limit_answers_429_with_retry_after(settings: Settings, service: Service, photo: bytes) -> None:
