@@ -122,10 +122,11 @@ class WorkerStartError(RuntimeError):
 class PoolJob:
     """A job accepted by the pool; a ``JobHandle``. Methods starting with ``_`` belong to the pool."""
 
-    def __init__(self, request: JobRequest) -> None:
+    def __init__(self, request: JobRequest, attempts: int = 0) -> None:
         self.id = secrets.token_hex(6)
         self.request = request
-        self.attempts = 0
+        self.attempts = attempts  # attempts started, including those made elsewhere before (worker hosts)
+        self.first_attempt = attempts
         self.submitted = time.monotonic()
         self._position = 0
         self._events: list[JobProgress] = []
@@ -322,10 +323,11 @@ class InferencePool:
     ``QueueFull``; every accepted job ends in exactly one outcome. Call ``start`` before use and ``stop`` after.
     """
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, on_attempt: Callable[[PoolJob], None] | None = None) -> None:
         if config.workers < 1:
             raise ValueError(f"a pool needs at least one worker, got {config.workers}")
         self.config = config
+        self._on_attempt = on_attempt  # told of every attempt as it starts, retries included
         self._context = multiprocessing.get_context("spawn")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: FairQueue[PoolJob] = FairQueue()
@@ -356,8 +358,12 @@ class InferencePool:
         for worker in workers:
             self._add_idle(worker)
 
-    async def submit(self, request: JobRequest) -> PoolJob:
-        """Accept a job, or raise ``QueueFull`` (the queue or this person's share of it is full, or stopping)."""
+    async def submit(self, request: JobRequest, attempts_made: int = 0) -> PoolJob:
+        """Accept a job, or raise ``QueueFull`` (the queue or this person's share of it is full, or stopping).
+
+        ``attempts_made``: attempts this job already had elsewhere (a worker host taking over a job from a host
+        that died); they count towards ``MAX_ATTEMPTS`` like the local retries.
+        """
         if self._loop is None:
             raise RuntimeError("InferencePool.start() must be awaited before submit()")
         if self._closing:
@@ -366,7 +372,7 @@ class InferencePool:
             raise self._refuse(BUSY_MESSAGE)
         if self._waiting.waiting(request.user) >= self.config.per_user_queued and not self._idle:
             raise self._refuse(person_busy_message(self._waiting.waiting(request.user)))
-        job = PoolJob(request)
+        job = PoolJob(request, attempts_made)
         self._counts["accepted"] += 1
         self._waiting.push(request.user, job)
         self._dispatch()
@@ -440,10 +446,12 @@ class InferencePool:
     async def _run(self, worker: _Worker, job: PoolJob) -> None:
         worker.busy = True
         self._running += 1
-        if job.attempts == 0:
+        if job.attempts == job.first_attempt:
             self._counts["started"] += 1
             self._wait_seconds += time.monotonic() - job.submitted
         job._started()
+        if self._on_attempt is not None:
+            self._on_attempt(job)
         began = time.monotonic()
         try:
             outcome = await worker.run(job, self.config.job_timeout)

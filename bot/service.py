@@ -36,6 +36,17 @@ class ManagedQueue(JobQueue, Protocol):
         ...
 
 
+def default_queue(settings: Settings) -> ManagedQueue:
+    """Redis Streams to worker hosts when ``settings.redis_url`` is set, else the in-process pool."""
+    if settings.redis_url is not None:
+        from bot.cluster.frontend import RedisQueue
+
+        return RedisQueue(settings)
+    if settings.workers < 1:
+        raise ValueError("ANIMEBOT_WORKERS=0 makes a pure front end, which needs ANIMEBOT_REDIS_URL (see README)")
+    return InferencePool(PoolConfig.from_settings(settings))
+
+
 def too_large_message(size: int, limit: int) -> str:
     """The plain sentence for an upload over ``limit`` bytes."""
     return (
@@ -60,7 +71,7 @@ class Service:
 
     def __init__(self, settings: Settings, queue: ManagedQueue | None = None, clock: Clock = time.monotonic) -> None:
         self.settings = settings
-        self.queue: ManagedQueue = queue if queue is not None else InferencePool(PoolConfig.from_settings(settings))
+        self.queue: ManagedQueue = queue if queue is not None else default_queue(settings)
         self.sources = SourceCache(
             settings.source_cache_items, settings.source_cache_ttl, max_bytes=settings.source_cache_bytes, clock=clock
         )
