@@ -115,6 +115,7 @@ class RedisQueue:
         self._following: dict[str, tuple[RedisJob, str]] = {}  # job id -> (job, last event id read)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._closed = False  # the background loops end (a cancel alone may be swallowed by a connect timeout)
         self._connected = False
         self._stats: dict[str, int | float] = {"workers": 0, "workers_alive": 0, "worker_hosts": 0}
 
@@ -162,6 +163,7 @@ class RedisQueue:
             async with asyncio.timeout(wait):
                 while self._following:
                     await asyncio.sleep(0.05)
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -179,7 +181,7 @@ class RedisQueue:
     async def _follow(self) -> None:
         """One blocking read over the event streams of every unfinished job of this front end."""
         backoff = Backoff()
-        while True:
+        while not self._closed:
             if not self._following:
                 await asyncio.sleep(FOLLOW_BLOCK_MS / 1000)
                 continue
@@ -216,7 +218,7 @@ class RedisQueue:
 
     async def _poll_stats(self) -> None:
         backoff = Backoff()
-        while True:
+        while not self._closed:
             try:
                 await ensure_group(self._client, self.keys)
                 alive, hosts, running, counters = await self._scripts.stats()

@@ -80,6 +80,7 @@ class WorkerHost:
         self._by_pool_job: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._draining = False
+        self._left = False  # the heartbeat ends (a cancel alone may be swallowed by a connect timeout)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_tasks: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -115,6 +116,7 @@ class WorkerHost:
             for task in late:
                 task.cancel()
             await asyncio.gather(*self._slot_tasks, return_exceptions=True)
+        self._left = True
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
@@ -194,9 +196,8 @@ class WorkerHost:
             if progress.stage not in ENGINE_STAGES or lease.entry in self._lost:
                 continue
             with contextlib.suppress(*REDIS_DOWN):
-                await self._client.xadd(
-                    self.keys.events(lease.job_id), progress_fields(progress), maxlen=EVENTS_MAX_LENGTH
-                )
+                if not await self._scripts.progress(self.consumer, lease, EVENTS_MAX_LENGTH, progress_fields(progress)):
+                    self._lost.add(lease.entry)
 
     async def _complete(self, lease: Lease, outcome: JobResult | JobError) -> None:
         name, fields = outcome_fields(outcome)
@@ -236,7 +237,7 @@ class WorkerHost:
 
     async def _heartbeat(self) -> None:
         backoff = Backoff()
-        while True:
+        while not self._left:
             try:
                 await self._renew()
                 backoff.reset()

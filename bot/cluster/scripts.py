@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from bot.cluster.keys import GROUP, Keys
 
-SCRIPT_NAMES = ("admit", "take", "claim", "complete", "renew", "stats")
+SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats")
 
 
 def _source(name: str) -> str:
@@ -68,6 +68,12 @@ class ClusterScripts:
             "claim", GROUP, consumer, int(lease_seconds * 1000), count, max_attempts, _seconds(ttl), message
         )
         return [_lease(row) for row in rows]
+
+    async def progress(self, consumer: str, lease: Lease, max_length: int, fields: dict[str, str]) -> bool:
+        """Add a progress event to the job's stream; False (nothing added) when this host lost the lease."""
+        pairs = [item for pair in fields.items() for item in pair]
+        added = await self._run("progress", GROUP, consumer, lease.entry, lease.job_id, max_length, *pairs)
+        return bool(added)
 
     async def complete(
         self, consumer: str, lease: Lease, ttl: float, outcome: str, fields: list[bytes | str], dead_reason: str = ""
