@@ -7,8 +7,10 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# CPU-only torch first (the default PyPI wheels carry CUDA: gigabytes this image does not need).
-RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu
+# CPU-only torch first (the default PyPI wheels carry CUDA: gigabytes this image does not need). A build that
+# can't reach that index may pass another one: --build-arg TORCH_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url "$TORCH_INDEX_URL"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY animegan ./animegan
@@ -38,7 +40,8 @@ RUN if [ "$BAKE_WEIGHTS" = "1" ]; then animebot weights pull -q; fi
 VOLUME ["/weights"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import os,sys,urllib.request; port = os.environ.get('ANIMEBOT_PORT', '8080'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status != 200)"]
 # tini forwards SIGTERM to animebot, which drains the pool before it exits, and reaps worker processes.
+# The same image runs a worker host with `animebot worker --pull` (see compose.yaml).
 ENTRYPOINT ["tini", "--"]
 CMD ["animebot", "serve", "--pull"]

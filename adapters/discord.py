@@ -133,7 +133,7 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
 
     async def callback(self, interaction: discord.Interaction[AnimeClient]) -> None:
         """Re-style the cached source photo and replace the message's image with the new one."""
-        image = interaction.client.service.sources.get(self.key)
+        image = await interaction.client.service.find_source(self.key)
         if image is None:
             await interaction.response.send_message(SOURCE_EXPIRED, ephemeral=True)
             return
@@ -182,7 +182,7 @@ async def _stylize_attachment(
         _log.warning("Downloading a Discord attachment failed", exc_info=True)
         await _fail(interaction, DOWNLOAD_FAILED)
         return
-    key = interaction.client.service.sources.put(image)
+    key = await interaction.client.service.keep_source(image)
     await _stylize(interaction, image, key, style, strength)
 
 

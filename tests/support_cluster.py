@@ -69,10 +69,11 @@ class HostProcess:
             "ANIMEBOT_JOB_TIMEOUT": "30",
             **env,
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"],
-            cwd=REPO, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with log.open("ab") as output:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "worker"],
+                cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
 
     @property
     def pid(self) -> int:

@@ -45,15 +45,16 @@ class RedisServer:
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
-        self.process = subprocess.Popen(
-            [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
-            ],
-            stdout=(self.folder / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with (self.folder / "redis.log").open("ab") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [
+                    self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                    "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                    "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
         try:

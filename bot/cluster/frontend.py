@@ -77,8 +77,9 @@ class RedisJob:
         return self._outcome
 
     def _report(self, event: JobProgress) -> None:
-        if event.stage != JobStage.QUEUED:
-            self._position = 0
+        if event.stage == JobStage.QUEUED and event.position == self._position:
+            return  # the place it was accepted at, known from admission: like the pool, report changes only
+        self._position = event.position or 0
         self._events.append(event)
         self._touch()
 

@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from bot.cluster.keys import GROUP, Keys
 
-SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats")
+SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats", "rate")
 
 
 def _source(name: str) -> str:
@@ -94,6 +94,14 @@ class ClusterScripts:
         alive, hosts, running, flat = await self._run("stats", GROUP)
         counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return int(alive), int(hosts), int(running), counters
+
+    async def rate_wait(self, user: str, per_window: int, window: float) -> float:
+        """Seconds ``user`` must wait before another photo (0: now)."""
+        return int(await self._run("rate", user, per_window, int(window * 1000), "check")) / 1000
+
+    async def rate_record(self, user: str, per_window: int, window: float) -> None:
+        """Count one accepted photo of ``user`` now."""
+        await self._run("rate", user, per_window, int(window * 1000), "record")
 
     async def _run(self, name: str, *args: bytes | str | int | float) -> Any:
         return await self._scripts[name](args=[self.keys.prefix, *args])
