@@ -17,13 +17,14 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from bot.fairness import FairQueue
+from bot.joblog import JobLog
 from bot.jobs import (
     JobError,
     JobFailed,
@@ -49,7 +50,6 @@ WORKER_STOP_TIMEOUT = 5.0
 RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
-TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
 
 BUSY_MESSAGE = "The bot is busy right now. Please try again in a minute."
 CRASH_MESSAGE = "Sorry, something went wrong while drawing your picture. Please try again."
@@ -119,69 +119,16 @@ class WorkerStartError(RuntimeError):
 # --- one job, as the front ends see it ------------------------------------------------------------------------
 
 
-class PoolJob:
+class PoolJob(JobLog):
     """A job accepted by the pool; a ``JobHandle``. Methods starting with ``_`` belong to the pool."""
 
     def __init__(self, request: JobRequest, attempts: int = 0) -> None:
+        super().__init__()
         self.id = secrets.token_hex(6)
         self.request = request
         self.attempts = attempts  # attempts started, including those made elsewhere before (worker hosts)
         self.first_attempt = attempts
         self.submitted = time.monotonic()
-        self._position = 0
-        self._events: list[JobProgress] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._outcome: JobResult | JobError | None = None
-        self._finished = asyncio.Event()
-
-    @property
-    def position(self) -> int:
-        """1-based place in the queue now (0 once running or finished)."""
-        return self._position
-
-    @property
-    def done(self) -> bool:
-        """True once the job has its outcome."""
-        return self._outcome is not None
-
-    @property
-    def events(self) -> tuple[JobProgress, ...]:
-        """Every progress event so far, oldest first."""
-        return tuple(self._events)
-
-    async def progress(self) -> AsyncIterator[JobProgress]:
-        """Progress events from the first one, ending after ``DONE`` or ``FAILED``; any number of readers."""
-        seen = 0
-        while True:
-            while seen < len(self._events):
-                event = self._events[seen]
-                seen += 1
-                yield event
-                if event.stage in TERMINAL_STAGES:
-                    return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    async def result(self) -> JobResult:
-        """The stylized image; raises the job's ``JobError`` on failure."""
-        await self._finished.wait()
-        if isinstance(self._outcome, JobError):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
-
-    def _report(self, event: JobProgress) -> None:
-        self._events.append(event)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _queued_at(self, position: int) -> None:
-        if position != self._position:
-            self._position = position
-            self._report(JobProgress(JobStage.QUEUED, position=position))
 
     def _started(self) -> None:
         self.attempts += 1
@@ -194,17 +141,6 @@ class PoolJob:
             return
         if stage in ENGINE_STAGES and not self.done:
             self._report(JobProgress(stage, fraction=fraction))
-
-    def _finish(self, outcome: JobResult | JobError) -> bool:
-        """Record the outcome; False (and nothing changes) if the job already had one."""
-        if self._outcome is not None:
-            return False
-        self._outcome = outcome
-        self._position = 0
-        failed = isinstance(outcome, JobError)
-        self._report(JobProgress(JobStage.FAILED if failed else JobStage.DONE, fraction=0.0 if failed else 1.0))
-        self._finished.set()
-        return True
 
 
 # --- one worker, as the event loop sees it --------------------------------------------------------------------

@@ -67,14 +67,21 @@ async def running(job: RedisJob) -> None:
             return
 
 
+async def started_on_one_host(
+    front_end: RedisQueue, client: redis.Redis, hosts: list[HostProcess], seconds: float
+) -> tuple[RedisJob, HostProcess, HostProcess]:
+    """Submit a job of ``seconds``; once its engine runs: the job, the host running it, the other host."""
+    job = await front_end.submit(scripted("telegram:1", sleep=seconds))
+    await asyncio.wait_for(running(job), 30)
+    busy = host_of(hosts, running_on(client) or "")
+    return job, busy, next(host for host in hosts if host is not busy)
+
+
 async def test_sigkilled_host_its_job_is_answered_once_by_another_host(
     redis_server: RedisServer, front_end: RedisQueue, hosts: list[HostProcess]
 ) -> None:
     client = redis_server.client()
-    job = await front_end.submit(scripted("telegram:1", sleep=2.0))
-    await asyncio.wait_for(running(job), 30)
-    victim = host_of(hosts, running_on(client) or "")
-    survivor = next(host for host in hosts if host is not victim)
+    job, victim, survivor = await started_on_one_host(front_end, client, hosts, seconds=2.0)
     victim.signal_all(signal.SIGKILL)
     killed_at = time.monotonic()
 
@@ -103,10 +110,7 @@ async def test_a_paused_host_resumed_after_its_lease_is_fenced(
     redis_server: RedisServer, front_end: RedisQueue, hosts: list[HostProcess]
 ) -> None:
     client = redis_server.client()
-    job = await front_end.submit(scripted("discord:1", sleep=2.5))
-    await asyncio.wait_for(running(job), 30)
-    zombie = host_of(hosts, running_on(client) or "")
-    other = next(host for host in hosts if host is not zombie)
+    job, zombie, other = await started_on_one_host(front_end, client, hosts, seconds=2.5)
     zombie.signal_all(signal.SIGSTOP)
     try:
         result = await asyncio.wait_for(job.result(), 30)  # the other host took the job over and answered

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -21,6 +20,7 @@ from bot.cluster.keys import Keys
 from bot.cluster.records import outcome_from_fields, progress_from_fields, request_fields
 from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
+from bot.joblog import TERMINAL_STAGES, JobLog
 from bot.jobs import JobError, JobFailed, JobProgress, JobRequest, JobResult, JobStage, QueueFull
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
 
@@ -29,70 +29,20 @@ logger = logging.getLogger(__name__)
 JOB_ID_BYTES = 12
 FOLLOW_BLOCK_MS = 250  # how soon a newly submitted job joins the follower's blocking read
 STATS_EVERY_SECONDS = 1.0
-TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
 UNREACHABLE_MESSAGE = "The bot cannot reach its job queue right now. Please try again in a minute."
 LOST_MESSAGE = "Your picture's result expired before it could be sent. Please try again."
 
 
-class RedisJob:
+class RedisJob(JobLog):
     """A job accepted into Redis, as its front end sees it; a ``JobHandle``. ``_`` methods belong to the queue."""
 
     def __init__(self, job_id: str, position: int) -> None:
+        super().__init__(position)
         self.id = job_id
-        self._position = position
-        self._events: list[JobProgress] = []
-        self._changed = asyncio.Event()
-        self._outcome: JobResult | JobError | None = None
 
-    @property
-    def position(self) -> int:
-        """1-based place in the fair queue when it was accepted (0 once running)."""
-        return self._position
-
-    @property
-    def done(self) -> bool:
-        """True once the job has its outcome."""
-        return self._outcome is not None
-
-    async def progress(self) -> AsyncIterator[JobProgress]:
-        """Progress events from the first one, ending after ``DONE`` or ``FAILED``; any number of readers."""
-        seen = 0
-        while True:
-            while seen < len(self._events):
-                event = self._events[seen]
-                seen += 1
-                yield event
-                if event.stage in TERMINAL_STAGES:
-                    return
-            changed = self._changed
-            await changed.wait()
-
-    async def result(self) -> JobResult:
-        """The stylized image; raises the job's ``JobError`` on failure."""
-        while self._outcome is None:
-            changed = self._changed
-            await changed.wait()
-        if isinstance(self._outcome, JobError):
-            raise self._outcome
-        return self._outcome
-
-    def _report(self, event: JobProgress) -> None:
-        if event.stage == JobStage.QUEUED and event.position == self._position:
-            return  # the place it was accepted at, known from admission: like the pool, report changes only
-        self._position = event.position or 0
-        self._events.append(event)
-        self._touch()
-
-    def _finish(self, outcome: JobResult | JobError) -> None:
-        self._outcome = outcome
-        if not self._events or self._events[-1].stage not in TERMINAL_STAGES:
-            failed = isinstance(outcome, JobError)
-            self._events.append(JobProgress(JobStage.FAILED if failed else JobStage.DONE, fraction=0.0 if failed else 1.0))
-        self._touch()
-
-    def _touch(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+    def _running(self, event: JobProgress) -> None:
+        self._position = 0
+        self._report(event)
 
 
 class RedisQueue:
@@ -209,8 +159,10 @@ class RedisQueue:
                 job._finish(await self._outcome(job_id))
                 del self._following[job_id]
                 return
-            if progress is not None:
-                job._report(progress)
+            if progress is not None and progress.stage == JobStage.QUEUED:
+                job._queued_at(progress.position or 0)
+            elif progress is not None:
+                job._running(progress)
             self._following[job_id] = (job, entry_id.decode())  # only once handled: a lost read is read again
 
     async def _outcome(self, job_id: str) -> JobResult | JobError:
