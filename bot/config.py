@@ -17,7 +17,8 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     """Every knob of the service; each field is documented in README.md ("Configuration")."""
 
-    model_config = SettingsConfigDict(env_prefix="ANIMEBOT_", env_file=".env", extra="ignore")
+    # An empty variable counts as unset (compose passes ANIMEBOT_TELEGRAM_TOKEN= when no token is given).
+    model_config = SettingsConfigDict(env_prefix="ANIMEBOT_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # Front ends
     telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
