@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydantic import SecretStr
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
@@ -80,15 +81,15 @@ def rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-async def push(submit: Submit, photos: int, users: int, side: int) -> tuple[float, list[float], Counter[str]]:
-    """Send ``photos`` photos from ``users`` people (each waits when told the queue is busy); the wall time,
-    each photo's latency, and how many answers each photo got."""
+async def push(submit: Submit, photos: list[bytes], users: int) -> tuple[float, list[float], Counter[str]]:
+    """Send ``photos`` from ``users`` people (each waits when told the queue is busy); the wall time, each
+    photo's latency, and how many answers each photo got."""
     answers: Counter[str] = Counter()
     latencies: list[float] = []
 
     async def person(user: int) -> None:
         async def one(n: int) -> None:
-            request = JobRequest(user=f"bench:{user}", image=photo(n, side), style="shinkai", faces=False)
+            request = JobRequest(user=f"bench:{user}", image=photos[n], style="shinkai", faces=False)
             while True:
                 try:
                     handle = await submit(request)
@@ -103,7 +104,7 @@ async def push(submit: Submit, photos: int, users: int, side: int) -> tuple[floa
             latencies.append(time.monotonic() - began)
             answers[f"{user}:{n}"] += 1
 
-        await asyncio.gather(*(one(n) for n in range(user, photos, users)))
+        await asyncio.gather(*(one(n) for n in range(user, len(photos), users)))
 
     started = time.monotonic()
     await asyncio.gather(*(person(user) for user in range(users)))
@@ -126,16 +127,20 @@ async def sample_memory(pids: Callable[[], list[int]], peak: list[float], stop: 
         await asyncio.sleep(0.25)
 
 
-async def cluster(args: argparse.Namespace, settings: Settings, folder: Path) -> float:
+async def cluster(args: argparse.Namespace, settings: Settings, folder: Path, photos: list[bytes]) -> float:
     server = RedisServer(redis_server_binary() or "redis-server", folder)
     server.start()
     env = {**os.environ, "PYTHONPATH": str(REPO), "ANIMEBOT_REDIS_URL": server.url, "ANIMEBOT_WORKERS": "1",
            "ANIMEBOT_WORKING_SIZE": str(args.size), "ANIMEBOT_WEIGHTS_DIR": str(settings.weights_dir),
            "ANIMEBOT_LEASE_SECONDS": str(args.lease)}
-    hosts = [subprocess.Popen(["taskset", "-c", str(core % os.cpu_count()), sys.executable, "-m", "bot.cli", "worker"],
-                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for core in range(2)]
-    queue = RedisQueue(settings.model_copy(update={"redis_url": server.url, "workers": 0}))
+
+    def start_host(core: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["taskset", "-c", str(core % (os.cpu_count() or 1)), sys.executable, "-m", "bot.cli",
+                                 "worker"], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    hosts = [start_host(core) for core in range(2)]
+    queue = RedisQueue(settings.model_copy(update={"redis_url": SecretStr(server.url), "workers": 0}))
     await queue.start()
     peak, stop = [0.0], asyncio.Event()
     sampler = asyncio.create_task(sample_memory(lambda: [host.pid for host in hosts if host.poll() is None], peak, stop))
@@ -147,10 +152,13 @@ async def cluster(args: argparse.Namespace, settings: Settings, folder: Path) ->
             while int(queue.stats().get("jobs_done", 0)) < args.photos // 2:
                 await asyncio.sleep(0.1)
             os.killpg(hosts[0].pid, signal.SIGKILL)
-            print(f"     cluster: SIGKILLed worker host {hosts[0].pid} after {args.photos // 2} answers")
+            hosts[0].wait()
+            print(f"     cluster: SIGKILLed worker host {hosts[0].pid} after {args.photos // 2} answers; restarted it,"
+                  " as compose's restart policy or Kubernetes would")
+            hosts[0] = start_host(0)
 
         killer = asyncio.create_task(kill_one_midway())
-        seconds, latencies, answers = await push(queue.submit, args.photos, args.users, args.photo_side)
+        seconds, latencies, answers = await push(queue.submit, photos, args.users)
         await killer
     finally:
         stop.set()
@@ -164,14 +172,14 @@ async def cluster(args: argparse.Namespace, settings: Settings, folder: Path) ->
     return report("cluster", seconds, latencies, answers, args.photos, peak[0])
 
 
-async def in_process(args: argparse.Namespace, settings: Settings) -> float:
+async def in_process(args: argparse.Namespace, settings: Settings, photos: list[bytes]) -> float:
     config = PoolConfig.from_settings(settings.model_copy(update={"workers": 2}), cores=2)
     pool = InferencePool(config)
     await pool.start()
     peak, stop = [0.0], asyncio.Event()
     sampler = asyncio.create_task(sample_memory(lambda: [os.getpid()], peak, stop))
     try:
-        seconds, latencies, answers = await push(pool.submit, args.photos, args.users, args.photo_side)
+        seconds, latencies, answers = await push(pool.submit, photos, args.users)
     finally:
         stop.set()
         await sampler
@@ -195,8 +203,9 @@ async def main() -> None:
         settings = Settings(_env_file=None, weights_dir=weights, working_size=args.size, workers=2,  # type: ignore[call-arg]
                             job_timeout=300, rate_limit_per_minute=0, queue_size=32, per_user_queued=3)
         print(f"{args.photos} photos from {args.users} people at {args.size} px, 2 cores")
-        distributed = await cluster(args, settings, folder)
-        embedded = await in_process(args, settings)
+        photos = [photo(n, args.photo_side) for n in range(args.photos)]
+        distributed = await cluster(args, settings, folder, photos)
+        embedded = await in_process(args, settings, photos)
         print(f"  cluster throughput is {distributed / embedded:.0%} of the in-process pool's")
 
 
