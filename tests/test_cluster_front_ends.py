@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, FormData
 from pydantic import SecretStr
 
 from adapters.telegram import build_application, running
@@ -102,7 +102,9 @@ async def test_the_event_stream_resumes_with_last_event_id_exactly_once(
 ) -> None:
     settings = front_end_settings(redis_server, weights_dir)
     async with Service(settings) as service, live_server(settings, service) as base, ClientSession() as http:
-        form = {"image": jpeg_bytes(coffee), "faces": "false"}
+        form = FormData()
+        form.add_field("image", jpeg_bytes(coffee), filename="coffee.jpg", content_type="image/jpeg")
+        form.add_field("faces", "false")
         async with http.post(f"{base}/api/v1/jobs", data=form) as response:
             job = await response.json()
             assert response.status == 202, job
