@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Where `make run`/`make weights` pull weight files from: a local mirror folder when there is one, else the internet.
 WEIGHTS_MIRROR ?= $(wildcard ../shared/weights)
 
-.PHONY: setup weights run test bench clean
+.PHONY: setup weights run test container-test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: weights
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The Dockerfile image and compose.yaml brought up for real with podman (also part of `make test`).
+container-test: setup
+	$(BIN)/python -m pytest -q tests/test_containers.py
 
 bench: weights
 	$(BIN)/python bench/engine.py

@@ -125,7 +125,7 @@ async def _stylize_attachment(
         _log.warning("Downloading a Discord attachment failed", exc_info=True)
         await _fail(interaction, DOWNLOAD_FAILED)
         return
-    key = interaction.client.service.sources.put(image)
+    key = await interaction.client.service.keep_source(image)
     request = JobRequest(user=f"{USER_PREFIX}:{interaction.user.id}", image=image, style=style, strength=strength)
     try:
         handle = await interaction.client.service.submit(request)

@@ -104,7 +104,7 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
     async def callback(self, interaction: discord.Interaction[AnimeClient]) -> None:
         """Queue the new look (a refusal is answered privately), then follow it on the message, last press wins."""
         service = interaction.client.service
-        image = service.sources.get(self.look.key)
+        image = await service.find_source(self.look.key)
         if image is None or interaction.message is None:
             await interaction.response.send_message(SOURCE_EXPIRED, ephemeral=True)
             return

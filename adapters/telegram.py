@@ -245,7 +245,7 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     image = bytes(await telegram_file.download_as_bytearray())
     styles = _styles(service)
     look = Look(
-        service.sources.put(image),
+        await service.keep_source(image),
         style_named_in(message.caption, styles) or _chat_style(context, service),
         FULL_STRENGTH,
     )
@@ -309,7 +309,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     reply = query.message
     service = _service(context)
-    source = service.sources.get(look.key)
+    source = await service.find_source(look.key)
     if source is None or not isinstance(reply, Message):  # not a Message: older than 48 h, out of the bot's reach
         await query.answer(EXPIRED, show_alert=True)
         return

@@ -111,7 +111,7 @@ async def start_job(request: web.Request) -> WebJob:
     """Check the form, queue the job with the service, and store it."""
     form = await read_job_form(request, request.app[SETTINGS])
     service = request.app[SERVICE]
-    image = form.image if form.image is not None else service.sources.get(form.source or "")
+    image = form.image if form.image is not None else await service.find_source(form.source or "")
     if image is None:
         raise ApiError(410, "source_expired", MESSAGE_SOURCE_EXPIRED)
     job_request = JobRequest(
@@ -123,7 +123,7 @@ async def start_job(request: web.Request) -> WebJob:
         output_format=form.output_format,
     )
     handle = await service.submit(job_request)
-    source = form.source if form.image is None else service.sources.put(image)
+    source = form.source if form.image is None else await service.keep_source(image)
     return request.app[JOBS].add(handle, job_request, source or "")
 
 

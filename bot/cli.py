@@ -139,6 +139,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve, work
+
+    if args.pull:
+        folder = _weights_dir(settings)
+        pull([], folder, settings.weights_mirror, progress=not args.quiet, on_result=_print_pull)
+        _prepare([], folder, settings.precision)
+    return serve(settings, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="animebot",
@@ -180,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pull", action="store_true", help="first pull any missing pinned weights (the container does)")
     serve.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
     serve.set_defaults(run=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run a worker host: stylize jobs from ANIMEBOT_REDIS_URL")
+    worker.add_argument("--pull", action="store_true", help="first pull any missing pinned weights (the container does)")
+    worker.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
+    worker.set_defaults(run=cmd_worker)
     return parser
 
 

@@ -22,7 +22,8 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     """Every knob of the service; each field is documented in README.md ("Configuration")."""
 
-    model_config = SettingsConfigDict(env_prefix="ANIMEBOT_", env_file=".env", extra="ignore")
+    # An empty variable counts as unset (compose passes ANIMEBOT_TELEGRAM_TOKEN= when no token is given).
+    model_config = SettingsConfigDict(env_prefix="ANIMEBOT_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # Front ends
     telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
@@ -59,7 +60,10 @@ class Settings(BaseSettings):
     )
 
     # Pool and limits
-    workers: int = Field(default_factory=_default_workers, description="Worker processes (each owns cores/workers threads).")
+    workers: int = Field(
+        default_factory=_default_workers, ge=0,
+        description="Worker processes (each owns cores/workers threads); 0 with redis_url: a pure front end.",
+    )
     queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
     per_user_queued: int = Field(3, description="Jobs one person may have waiting at once.")
     job_timeout: float = Field(120.0, description="Seconds a job may run before it is cancelled.")
@@ -72,3 +76,12 @@ class Settings(BaseSettings):
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")
+
+    # Distributed mode (Redis Streams); unset: the embedded in-process pool
+    redis_url: SecretStr | None = Field(
+        None, description="redis:// URL of a Redis or Valkey server; when set, jobs go through it to worker hosts."
+    )
+    lease_seconds: float = Field(
+        15.0, gt=0, description="Seconds a worker host holds a job without a heartbeat before another host takes it."
+    )
+    result_ttl: float = Field(600.0, gt=0, description="Seconds a finished job's result and progress are kept in Redis.")

@@ -17,13 +17,14 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from bot.fairness import FairQueue
+from bot.joblog import JobLog
 from bot.jobs import (
     JobError,
     JobFailed,
@@ -50,7 +51,6 @@ WORKER_STOP_TIMEOUT = 5.0
 RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
-TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
 
 BUSY_MESSAGE = "The bot is busy right now. Please try again in a minute."
 CRASH_MESSAGE = "Sorry, something went wrong while drawing your picture. Please try again."
@@ -121,68 +121,16 @@ class WorkerStartError(RuntimeError):
 # --- one job, as the front ends see it ------------------------------------------------------------------------
 
 
-class PoolJob:
+class PoolJob(JobLog):
     """A job accepted by the pool; a ``JobHandle``. Methods starting with ``_`` belong to the pool."""
 
-    def __init__(self, request: JobRequest) -> None:
+    def __init__(self, request: JobRequest, attempts: int = 0) -> None:
+        super().__init__()
         self.id = secrets.token_hex(6)
         self.request = request
-        self.attempts = 0
+        self.attempts = attempts  # attempts started, including those made elsewhere before (worker hosts)
+        self.first_attempt = attempts
         self.submitted = time.monotonic()
-        self._position = 0
-        self._events: list[JobProgress] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._outcome: JobResult | JobError | None = None
-        self._finished = asyncio.Event()
-
-    @property
-    def position(self) -> int:
-        """1-based place in the queue now (0 once running or finished)."""
-        return self._position
-
-    @property
-    def done(self) -> bool:
-        """True once the job has its outcome."""
-        return self._outcome is not None
-
-    @property
-    def events(self) -> tuple[JobProgress, ...]:
-        """Every progress event so far, oldest first."""
-        return tuple(self._events)
-
-    async def progress(self) -> AsyncIterator[JobProgress]:
-        """Progress events from the first one, ending after ``DONE`` or ``FAILED``; any number of readers."""
-        seen = 0
-        while True:
-            while seen < len(self._events):
-                event = self._events[seen]
-                seen += 1
-                yield event
-                if event.stage in TERMINAL_STAGES:
-                    return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    async def result(self) -> JobResult:
-        """The stylized image; raises the job's ``JobError`` on failure."""
-        await self._finished.wait()
-        if isinstance(self._outcome, JobError):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
-
-    def _report(self, event: JobProgress) -> None:
-        self._events.append(event)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _queued_at(self, position: int) -> None:
-        if position != self._position:
-            self._position = position
-            self._report(JobProgress(JobStage.QUEUED, position=position))
 
     def _started(self) -> None:
         self.attempts += 1
@@ -195,17 +143,6 @@ class PoolJob:
             return
         if stage in ENGINE_STAGES and not self.done:
             self._report(JobProgress(stage, fraction=fraction))
-
-    def _finish(self, outcome: JobResult | JobError) -> bool:
-        """Record the outcome; False (and nothing changes) if the job already had one."""
-        if self._outcome is not None:
-            return False
-        self._outcome = outcome
-        self._position = 0
-        failed = isinstance(outcome, JobError)
-        self._report(JobProgress(JobStage.FAILED if failed else JobStage.DONE, fraction=0.0 if failed else 1.0))
-        self._finished.set()
-        return True
 
 
 # --- one worker, as the event loop sees it --------------------------------------------------------------------
@@ -324,10 +261,11 @@ class InferencePool:
     ``QueueFull``; every accepted job ends in exactly one outcome. Call ``start`` before use and ``stop`` after.
     """
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, on_attempt: Callable[[PoolJob], None] | None = None) -> None:
         if config.workers < 1:
             raise ValueError(f"a pool needs at least one worker, got {config.workers}")
         self.config = config
+        self._on_attempt = on_attempt  # told of every attempt as it starts, retries included
         self._context = multiprocessing.get_context("spawn")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: FairQueue[PoolJob] = FairQueue()
@@ -358,9 +296,13 @@ class InferencePool:
         for worker in workers:
             self._add_idle(worker)
 
-    async def submit(self, request: JobRequest) -> PoolJob:
+    async def submit(self, request: JobRequest, attempts_made: int = 0) -> PoolJob:
         """Accept a job, or raise ``QueueFull`` (the queue is full, or stopping) or ``PersonQueueFull`` (this
-        person's share of it is)."""
+        person's share of it is).
+
+        ``attempts_made``: attempts this job already had elsewhere (a worker host taking over a job from a host
+        that died); they count towards ``MAX_ATTEMPTS`` like the local retries.
+        """
         if self._loop is None:
             raise RuntimeError("InferencePool.start() must be awaited before submit()")
         if self._closing:
@@ -369,7 +311,7 @@ class InferencePool:
             raise self._refuse(BUSY_MESSAGE)
         if self._waiting.waiting(request.user) >= self.config.per_user_queued and not self._idle:
             raise self._refuse(person_busy_message(self._waiting.waiting(request.user)), PersonQueueFull)
-        job = PoolJob(request)
+        job = PoolJob(request, attempts_made)
         self._counts["accepted"] += 1
         self._waiting.push(request.user, job)
         self._dispatch()
@@ -443,10 +385,12 @@ class InferencePool:
     async def _run(self, worker: _Worker, job: PoolJob) -> None:
         worker.busy = True
         self._running += 1
-        if job.attempts == 0:
+        if job.attempts == job.first_attempt:
             self._counts["started"] += 1
             self._wait_seconds += time.monotonic() - job.submitted
         job._started()
+        if self._on_attempt is not None:
+            self._on_attempt(job)
         began = time.monotonic()
         try:
             outcome = await worker.run(job, self.config.job_timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from animegan.errors import AnimeganError
 from animegan.manifest import Style, find_style, installed_styles
@@ -15,6 +15,9 @@ from bot.disk_cache import DiskSourceCache
 from bot.jobs import JobHandle, JobQueue, JobRejected, JobRequest
 from bot.limits import AccessList, RateLimiter
 from bot.pool import InferencePool, PoolConfig
+
+if TYPE_CHECKING:
+    from bot.cluster.shared import RedisRateLimiter, RedisSources
 
 BYTES_PER_MB = 1024 * 1024
 STRENGTH_RANGE = (0.0, 1.0)
@@ -37,6 +40,13 @@ class ManagedQueue(JobQueue, Protocol):
         ...
 
 
+def default_queue(settings: Settings) -> ManagedQueue:
+    """The in-process pool of ``settings.workers`` processes (the embedded mode)."""
+    if settings.workers < 1:
+        raise ValueError("ANIMEBOT_WORKERS=0 makes a pure front end, which needs ANIMEBOT_REDIS_URL (see README)")
+    return InferencePool(PoolConfig.from_settings(settings))
+
+
 def too_large_message(size: int, limit: int) -> str:
     """The plain sentence for an upload over ``limit`` bytes."""
     return (
@@ -55,8 +65,9 @@ class Service:
 
     Args:
         settings: every knob.
-        queue: where jobs run (default: an ``InferencePool`` of ``settings.workers`` processes).
-        sources: where source photos are kept for re-styling (default: a ``DiskSourceCache`` in
+        queue: where jobs run (default: with ``settings.redis_url`` Redis Streams to worker hosts, and then
+            source photos and rate limits in Redis too; else an ``InferencePool`` of ``settings.workers`` processes).
+        sources: where source photos are kept for re-styling without Redis (default: a ``DiskSourceCache`` in
             ``settings.data_dir``, which the service closes when it stops).
         clock: seconds for the source cache and the rate limit (injectable for tests; default: wall-clock time
             for the photos on disk, which outlive the process, and monotonic time for the rate limit).
@@ -70,7 +81,6 @@ class Service:
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.queue: ManagedQueue = queue if queue is not None else InferencePool(PoolConfig.from_settings(settings))
         self._owned_sources: DiskSourceCache | None = None
         if sources is None:
             sources = self._owned_sources = DiskSourceCache.in_folder(
@@ -83,6 +93,13 @@ class Service:
         self.sources: SourceStore = sources
         self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock or time.monotonic)
         self.access = AccessList.from_settings(settings)
+        self.shared: tuple[RedisSources, RedisRateLimiter] | None = None  # in Redis, for every front end
+        if queue is None and settings.redis_url is not None:
+            from bot.cluster.shared import front_end
+
+            queue, *shared = front_end(settings)
+            self.shared = (shared[0], shared[1])
+        self.queue: ManagedQueue = queue if queue is not None else default_queue(settings)
 
     async def start(self) -> None:
         """Start the workers (returns once each has built its engine)."""
@@ -114,16 +131,35 @@ class Service:
         The style name is checked and normalised here ("Shinkai" -> "shinkai"), so a bad one costs no queue slot.
         """
         checked = self._checked(request)
-        self.limiter.check(checked.user)
+        if self.shared is None:
+            self.limiter.check(checked.user)
+            handle = await self.queue.submit(checked)
+            self.limiter.record(checked.user)
+            return handle
+        limiter = self.shared[1]
+        await limiter.check(checked.user)
         handle = await self.queue.submit(checked)
-        self.limiter.record(checked.user)
+        await limiter.record(checked.user)
         return handle
 
+    async def keep_source(self, image: bytes) -> str:
+        """Keep a photo for the re-style buttons; returns its short key (see ``SourceCache``)."""
+        if self.shared is None:
+            return self.sources.put(image)
+        return await self.shared[0].put(image)
+
+    async def find_source(self, key: str) -> bytes | None:
+        """The photo kept under ``key``, or ``None`` when it expired or never existed."""
+        if self.shared is None:
+            return self.sources.get(key)
+        return await self.shared[0].get(key)
+
     def stats(self) -> dict[str, int | float]:
-        """The queue's numbers plus people refused by the rate limit and source photos held."""
+        """The queue's numbers plus people refused by the rate limit and source photos held (in this process)."""
+        refused = self.limiter.refused if self.shared is None else self.shared[1].refused
         return {
             **self.queue.stats(),
-            "rate_limited": self.limiter.refused,
+            "rate_limited": refused,
             "sources_cached": len(self.sources),
             "sources_bytes": self.sources.held_bytes,
         }

@@ -263,12 +263,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: 200 when a worker is up (its engine built) and at least one style is installed."""
+    """GET /readyz: 200 when a worker is up (its engine built; in distributed mode on any worker host, with Redis
+    reachable) and at least one style is installed."""
     service = request.app[SERVICE]
     stats = service.stats()
     styles = len(service.styles())
     alive = int(stats.get("workers_alive", 0))
     reasons = []
+    if stats.get("redis_connected") == 0:
+        reasons.append("Redis is unreachable: no job can be queued.")
     if alive == 0:
         reasons.append("No worker process is ready yet.")
     if styles == 0:

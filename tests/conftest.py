@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from animegan.manifest import load_manifest
 from animegan.weights import pull
+from tests.support_redis import RedisServer, redis_server_binary
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -70,3 +72,17 @@ def coffee() -> np.ndarray:
     from skimage import data
 
     return data.coffee()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free 127.0.0.1 port with its own folder, stopped after the test."""
+    binary = redis_server_binary()
+    if binary is None:
+        skip_or_fail("redis-server is not installed (apt-get install redis-server)")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = RedisServer(binary, folder)
+    server.start()
+    yield server
+    server.kill()

@@ -41,4 +41,4 @@ def test_runs_as_non_root_with_weights_and_data_volumes_and_healthcheck() -> Non
     assert re.search(r"HEALTHCHECK .*\n?.*/healthz", DOCKERFILE)
     assert "ANIMEBOT_HOST=0.0.0.0" in DOCKERFILE  # inside a container, loopback would be unreachable
     assert "download.pytorch.org/whl/cpu" in DOCKERFILE  # CPU-only torch
-    assert DOCKERFILE.count("FROM ") == 2  # multi-stage
+    assert DOCKERFILE.count("FROM ") == 3  # multi-stage: dependencies, the wheel, the runtime

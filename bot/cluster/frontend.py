@@ -1,0 +1,202 @@
+"""The front end's side of the distributed queue: ``RedisQueue``, a ``ManagedQueue`` the service submits to.
+
+Admission is one Lua script (bounds, per-person cap, fair queue), so front ends racing each other admit exactly
+the bound. Each accepted job's progress is read back from its own event stream by one follower per front end,
+which also fetches the outcome once the terminal event arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group
+from bot.cluster.keys import Keys
+from bot.cluster.records import outcome_from_fields, progress_from_fields, request_fields
+from bot.cluster.scripts import ClusterScripts
+from bot.config import Settings
+from bot.joblog import TERMINAL_STAGES, JobLog
+from bot.jobs import JobError, JobFailed, JobProgress, JobRequest, JobResult, JobStage, QueueFull
+from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
+
+logger = logging.getLogger(__name__)
+
+JOB_ID_BYTES = 12
+FOLLOW_BLOCK_MS = 250  # how soon a newly submitted job joins the follower's blocking read
+STATS_EVERY_SECONDS = 1.0
+UNREACHABLE_MESSAGE = "The bot cannot reach its job queue right now. Please try again in a minute."
+LOST_MESSAGE = "Your picture's result expired before it could be sent. Please try again."
+
+
+class RedisJob(JobLog):
+    """A job accepted into Redis, as its front end sees it; a ``JobHandle``. ``_`` methods belong to the queue."""
+
+    def __init__(self, job_id: str, position: int) -> None:
+        super().__init__(position)
+        self.id = job_id
+
+    def _running(self, event: JobProgress) -> None:
+        self._position = 0
+        self._report(event)
+
+
+class RedisQueue:
+    """Jobs go to worker hosts through Redis; a ``ManagedQueue`` (``bot.service``).
+
+    Args:
+        settings: ``redis_url``, the bounds (``queue_size``, ``per_user_queued``), ``job_timeout``, ``result_ttl``.
+        client: a Redis client (default: one for ``settings.redis_url``); closed by ``stop``.
+        keys: key names (default prefix ``animebot``).
+    """
+
+    def __init__(self, settings: Settings, client: Redis | None = None, keys: Keys | None = None) -> None:
+        if client is None:
+            if settings.redis_url is None:
+                raise ValueError("RedisQueue needs settings.redis_url")
+            client = connect(settings.redis_url.get_secret_value())
+        self.settings = settings
+        self.keys = keys or Keys()
+        self._client = client
+        self._scripts = ClusterScripts(client, self.keys)
+        self._following: dict[str, tuple[RedisJob, str]] = {}  # job id -> (job, last event id read)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._closed = False  # the background loops end (a cancel alone may be swallowed by a connect timeout)
+        self._connected = False
+        self._stats: dict[str, int | float] = {"workers": 0, "workers_alive": 0, "worker_hosts": 0}
+
+    @property
+    def connected(self) -> bool:
+        """True while the last call to Redis succeeded."""
+        return self._connected
+
+    async def start(self) -> None:
+        """Start following jobs and polling the numbers; does not wait for Redis (``/readyz`` says when it is up)."""
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="redis-follow-jobs"),
+            asyncio.create_task(self._poll_stats(), name="redis-poll-stats"),
+        ]
+
+    async def submit(self, request: JobRequest) -> RedisJob:
+        """Admit the job in Redis, or raise ``QueueFull`` (bounds reached, stopping, or Redis unreachable)."""
+        if self._closing:
+            raise QueueFull(SHUTDOWN_MESSAGE)
+        job_id = secrets.token_urlsafe(JOB_ID_BYTES)
+        fields = request_fields(request)
+        settings = self.settings
+        try:
+            verdict, number = await self._scripts.admit(
+                request.user, settings.queue_size, settings.per_user_queued, job_id, fields
+            )
+        except REDIS_DOWN as error:
+            self._connected = False
+            logger.warning("cannot reach Redis to admit a job: %s", error)
+            raise QueueFull(UNREACHABLE_MESSAGE) from error
+        if verdict == "busy":
+            raise QueueFull(BUSY_MESSAGE)
+        if verdict == "person":
+            raise QueueFull(person_busy_message(number))
+        job = RedisJob(job_id, number)
+        self._following[job_id] = (job, "0")
+        return job
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Take no new jobs; wait up to ``grace`` seconds (default: the job timeout plus one lease) for the
+        outcomes of the jobs this front end accepted, so they can still be sent; then close the connection."""
+        self._closing = True
+        wait = self.settings.job_timeout + self.settings.lease_seconds if grace is None else grace
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while self._following:
+                    await asyncio.sleep(0.05)
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for job, _ in self._following.values():
+            job._finish(JobFailed(SHUTDOWN_MESSAGE))
+        self._following.clear()
+        await self._client.aclose()
+
+    def stats(self) -> dict[str, int | float]:
+        """The latest numbers read from Redis (refreshed every second), and whether Redis is reachable."""
+        return {**self._stats, "redis_connected": int(self._connected), "following": len(self._following)}
+
+    # --- background work ---
+
+    async def _follow(self) -> None:
+        """One blocking read over the event streams of every unfinished job of this front end."""
+        backoff = Backoff()
+        while not self._closed:
+            if not self._following:
+                await asyncio.sleep(FOLLOW_BLOCK_MS / 1000)
+                continue
+            streams = {self.keys.events(job_id): last for job_id, (_, last) in self._following.items()}
+            try:
+                replies = await self._client.xread(streams, block=FOLLOW_BLOCK_MS)
+                for stream, entries in replies or []:
+                    await self._deliver(stream.decode().rsplit(":", 1)[1], entries)
+            except REDIS_DOWN as error:
+                self._connected = False
+                logger.warning("lost Redis while following jobs (%s); retrying", error)
+                await backoff.wait()
+                continue
+            backoff.reset()
+
+    async def _deliver(self, job_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        followed = self._following.get(job_id)
+        if followed is None:
+            return
+        job = followed[0]
+        for entry_id, fields in entries:
+            progress = progress_from_fields(fields)
+            if progress is not None and progress.stage in TERMINAL_STAGES:
+                job._finish(await self._outcome(job_id))
+                del self._following[job_id]
+                return
+            if progress is not None and progress.stage == JobStage.QUEUED:
+                job._queued_at(progress.position or 0)
+            elif progress is not None:
+                job._running(progress)
+            self._following[job_id] = (job, entry_id.decode())  # only once handled: a lost read is read again
+
+    async def _outcome(self, job_id: str) -> JobResult | JobError:
+        fields = await self._client.hgetall(self.keys.result(job_id))
+        return outcome_from_fields(fields) if fields else JobFailed(LOST_MESSAGE)
+
+    async def _poll_stats(self) -> None:
+        backoff = Backoff()
+        while not self._closed:
+            try:
+                await ensure_group(self._client, self.keys)
+                alive, hosts, running, counters = await self._scripts.stats()
+            except (ResponseError, *REDIS_DOWN) as error:
+                if self._connected:
+                    logger.warning("Redis is unreachable: %s", error)
+                self._connected = False
+                await backoff.wait()
+                continue
+            if not self._connected:
+                logger.info("connected to Redis")
+            self._connected = True
+            backoff.reset()
+            self._stats = {
+                "queue_depth": counters.get("waiting", 0),
+                "running": running,
+                "workers": alive,
+                "workers_alive": alive,
+                "worker_hosts": hosts,
+                "jobs_accepted": counters.get("accepted", 0),
+                "jobs_refused": counters.get("refused", 0),
+                "jobs_done": counters.get("done", 0),
+                "jobs_rejected": counters.get("rejected", 0),
+                "jobs_failed": counters.get("failed", 0),
+                "jobs_timed_out": counters.get("timed_out", 0),
+                "jobs_dead": counters.get("dead", 0),
+            }
+            await asyncio.sleep(STATS_EVERY_SECONDS)

@@ -1,0 +1,45 @@
+-- Admit one job, atomically across front ends: the global bound, then the person's cap, then the fair queue.
+-- ARGV: prefix, user, queue_size, per_user_cap, job_id, then the job's fields as name/value pairs.
+-- Returns {'ok', position} | {'busy', waiting} | {'person', waiting_of_this_person}.
+local prefix, user, job_id = ARGV[1], ARGV[2], ARGV[5]
+local queue_size, per_user = tonumber(ARGV[3]), tonumber(ARGV[4])
+local counters, turn = key(prefix, 'counters'), key(prefix, 'turn')
+local mine_key = key(prefix, 'waiting', user)
+
+local waiting = tonumber(redis.call('HGET', counters, 'waiting') or '0')
+local mine = redis.call('LLEN', mine_key)
+if waiting >= queue_size then
+  redis.call('HINCRBY', counters, 'refused', 1)
+  return {'busy', waiting}
+end
+if mine >= per_user then
+  redis.call('HINCRBY', counters, 'refused', 1)
+  return {'person', mine}
+end
+
+-- The job's place in round-robin order: every job of the earlier rounds (each person's first `mine` jobs),
+-- then the people ahead of this one in the turn who still have a job in this round.
+local position, ahead = mine + 1, true
+for _, other in ipairs(redis.call('LRANGE', turn, 0, -1)) do
+  if other == user then
+    ahead = false
+  else
+    local theirs = redis.call('LLEN', key(prefix, 'waiting', other))
+    position = position + math.min(theirs, mine)
+    if ahead and theirs > mine then position = position + 1 end
+  end
+end
+
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', key(prefix, 'job', job_id), 'attempts', 0, unpack(fields))
+redis.call('RPUSH', mine_key, job_id)
+if mine == 0 then redis.call('RPUSH', turn, user) end  -- a person is in the turn while they have jobs waiting
+redis.call('HINCRBY', counters, 'waiting', 1)
+redis.call('HINCRBY', counters, 'accepted', 1)
+redis.call('XADD', key(prefix, 'events', job_id), '*', 'stage', 'queued', 'position', position)
+-- Wake one idle worker slot; tokens beyond the queue bound would only wake slots for nothing.
+local wake = key(prefix, 'wake')
+redis.call('RPUSH', wake, 1)
+redis.call('LTRIM', wake, 0, queue_size)
+return {'ok', position}

@@ -1,0 +1,39 @@
+-- Prepended to every script of bot/cluster: key names and the one way a job gets its answer.
+-- Keys are built here from the prefix, so the scripts need one Redis (or Valkey) primary, not a Cluster.
+
+local function key(prefix, ...)
+  return prefix .. ':' .. table.concat({...}, ':')
+end
+
+-- Answer a job once: take the completion fence, store the outcome, add the terminal progress event,
+-- acknowledge and delete its stream entry, and drop the job's payload. False when the fence was taken before.
+local function answer(prefix, group, entry, job_id, owner, ttl, outcome, fields)
+  if not redis.call('SET', key(prefix, 'fence', job_id), owner, 'NX', 'EX', ttl) then
+    return false
+  end
+  local result = key(prefix, 'result', job_id)
+  redis.call('HSET', result, 'outcome', outcome, unpack(fields))
+  redis.call('EXPIRE', result, ttl)
+  local events = key(prefix, 'events', job_id)
+  redis.call('XADD', events, '*', 'stage', outcome == 'done' and 'done' or 'failed')
+  redis.call('EXPIRE', events, ttl)
+  local stream = key(prefix, 'stream')
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('DEL', key(prefix, 'job', job_id))
+  redis.call('HINCRBY', key(prefix, 'counters'), outcome, 1)
+  return true
+end
+
+-- Keep a record of a job that failed for good, for operators (bounded, oldest records go first).
+local function dead_letter(prefix, job_id, user, attempts, reason)
+  redis.call('XADD', key(prefix, 'dead'), 'MAXLEN', '~', 10000, '*',
+    'job', job_id, 'user', user, 'attempts', attempts, 'reason', reason)
+  redis.call('HINCRBY', key(prefix, 'counters'), 'dead', 1)
+end
+
+-- True when the stream entry is pending for this consumer: the lease is still ours.
+local function holds_lease(prefix, group, entry, consumer)
+  local pending = redis.call('XPENDING', key(prefix, 'stream'), group, entry, entry, 1)
+  return #pending == 1 and pending[1][2] == consumer
+end

@@ -1,0 +1,94 @@
+"""What front ends share besides the queue: source photos for the re-style buttons, and the rate limit.
+
+Kept in Redis, so a button pressed on any front end finds its photo, also after the front end that received it
+restarted, and a person can't multiply their allowance by reaching several front ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from redis.asyncio import Redis
+
+from bot.cache import KEY_BYTES
+from bot.cluster.connection import REDIS_DOWN, connect
+from bot.cluster.frontend import RedisQueue
+from bot.cluster.keys import Keys
+from bot.cluster.scripts import ClusterScripts
+from bot.config import Settings
+from bot.jobs import RateLimited
+from bot.limits import RATE_WINDOW_SECONDS, retry_message
+
+logger = logging.getLogger(__name__)
+
+
+class RedisSources:
+    """Source photos under short random keys, each kept ``ttl`` seconds (Redis' memory is their bound)."""
+
+    def __init__(self, client: Redis, ttl: float, keys: Keys | None = None) -> None:
+        self.ttl = ttl
+        self.keys = keys or Keys()
+        self._client = client
+
+    async def put(self, image: bytes) -> str:
+        """Keep ``image``; its key (12 URL-safe characters). Unkept while Redis is away (the key then expires)."""
+        key = secrets.token_urlsafe(KEY_BYTES)
+        try:
+            await self._client.set(self.keys.source(key), image, ex=max(1, round(self.ttl)))
+        except REDIS_DOWN as error:
+            logger.warning("could not keep a source photo: %s", error)
+        return key
+
+    async def get(self, key: str) -> bytes | None:
+        """The photo under ``key``, or ``None`` when it expired, never existed, or Redis is away."""
+        try:
+            image: bytes | None = await self._client.get(self.keys.source(key))
+        except REDIS_DOWN as error:
+            logger.warning("could not read a source photo: %s", error)
+            return None
+        return image
+
+
+class RedisRateLimiter:
+    """``bot.limits.RateLimiter`` for every front end at once: at most ``per_minute`` photos per person per minute.
+
+    While Redis is unreachable nobody is refused here: the queue refuses new photos then anyway.
+    """
+
+    def __init__(self, client: Redis, per_minute: int, keys: Keys | None = None) -> None:
+        self.per_minute = per_minute
+        self.refused = 0
+        self._scripts = ClusterScripts(client, keys or Keys())
+
+    async def check(self, user: str) -> None:
+        """Raise ``RateLimited`` when ``user`` is over the limit."""
+        if self.per_minute <= 0:
+            return
+        try:
+            wait = await self._scripts.rate_wait(user, self.per_minute, RATE_WINDOW_SECONDS)
+        except REDIS_DOWN:
+            return
+        if wait > 0:
+            self.refused += 1
+            raise RateLimited(retry_message(self.per_minute, wait), retry_after=wait)
+
+    async def record(self, user: str) -> None:
+        """Count one accepted photo from ``user`` now."""
+        if self.per_minute > 0:
+            try:
+                await self._scripts.rate_record(user, self.per_minute, RATE_WINDOW_SECONDS)
+            except REDIS_DOWN as error:
+                logger.warning("could not record a photo for the rate limit: %s", error)
+
+
+def front_end(settings: Settings) -> tuple[RedisQueue, RedisSources, RedisRateLimiter]:
+    """A front end's queue, source photos and rate limit, all on one Redis client (closed with the queue)."""
+    if settings.redis_url is None:
+        raise ValueError("a distributed front end needs settings.redis_url")
+    client = connect(settings.redis_url.get_secret_value())
+    return (
+        RedisQueue(settings, client),
+        RedisSources(client, settings.source_cache_ttl),
+        RedisRateLimiter(client, settings.rate_limit_per_minute),
+    )
