@@ -106,6 +106,8 @@ def quantize(
     """
     import nncf
 
+    if not calibration or not validation:
+        raise ValueError("INT8 needs calibration photos (JPEG or PNG files); none were found")
     quantized = nncf.quantize(
         model,
         nncf.Dataset(list(calibration)),

@@ -118,3 +118,9 @@ def test_int8_engine_takes_any_photo_shape(weights_dir: Path) -> None:
     for name in ("water_beach_jetty.jpg", "interior_living_room.jpg"):
         result = engine.stylize_bytes((default_calibration_dir() / name).read_bytes())
         assert max(result.width, result.height) == 320 and result.width != result.height
+
+
+def test_int8_without_calibration_photos_says_so(weights_dir: Path, tmp_path: Path) -> None:
+    engine = Engine(weights_dir, precision="int8", calibration_dir=tmp_path)
+    with pytest.raises(ValueError, match="calibration photos"):
+        engine.load("shinkai")
