@@ -66,7 +66,7 @@ def _front_ends(settings: Settings, service: Service, stop: asyncio.Event) -> di
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Start everything configured, wait for ``stop``, then shut down in order (front ends, web, pool)."""
-    from bot.web import create_app
+    from adapters.web import create_app
 
     async with Service(settings) as service, worker_host(settings, embedded=True):
         runner = web.AppRunner(create_app(settings, service), access_log=None)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.service import Service
-from bot.web import create_app
+from adapters.web import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -29,9 +29,9 @@ from schemathesis.checks import (
 )
 
 from bot.config import Settings
-from bot.openapi import openapi_document
+from adapters.web.openapi import openapi_document
 from bot.service import Service
-from bot.web import create_app
+from adapters.web import create_app
 from tests.support_web import live_server, small_settings
 
 EXAMPLES_PER_OPERATION = 25

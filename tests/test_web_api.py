@@ -25,7 +25,7 @@ from animegan.manifest import installed_styles
 from bot.config import Settings
 from bot.jobs import JobRequest, JobStage
 from bot.service import Service
-from bot.web import create_app
+from adapters.web import create_app
 from tests.support_web import (
     EXAMPLES,
     JOB_WAIT_SECONDS,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, PersonQueueFull, QueueFull, RateLimited
-from bot.openapi import OUTPUT_FORMATS
+from adapters.web.openapi import OUTPUT_FORMATS
 from bot.service import too_large_message
 
 BUSY_RETRY_SECONDS = 30

@@ -17,7 +17,7 @@ from aiohttp import web
 from PIL import Image, ImageOps
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.api import API_PREFIX, create_api_app
+from adapters.web.api import API_PREFIX, create_api_app
 from bot.config import Settings
 from bot.jobs import JobError, JobRequest, QueueFull, RateLimited
 from bot.metrics import Metrics

@@ -1,7 +1,7 @@
 """The JSON HTTP API under ``/api/v1``: styles, jobs (submit, status, progress stream, result) and one-shot stylize.
 
 Every error is a JSON object ``{"error": code, "message": plain sentence}``; the sentence is safe to show a person.
-Forms are read and checked at the edge by ``bot.jobform`` before anything is queued.
+Forms are read and checked at the edge by ``adapters.web.jobform`` before anything is queued.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from bot.config import Settings
-from bot.jobform import MESSAGE_BAD_FORM, ApiError, read_job_form
+from adapters.web.jobform import MESSAGE_BAD_FORM, ApiError, read_job_form
 from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest
 from bot.jobstore import JobStore, StageTimer, WebJob
-from bot.openapi import API_KEY_HEADER, openapi_document
+from adapters.web.openapi import API_KEY_HEADER, openapi_document
 from bot.service import Service
 
 API_PREFIX = "/api/v1"
