@@ -6,6 +6,8 @@ Runs in a spawned child; it speaks to ``bot/pool.py`` in plain tuples so the par
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import pkgutil
 import signal
@@ -54,6 +56,21 @@ def run_worker(factory: str, options: Mapping[str, Any], threads: int, conn: Con
             return
         job_id, request = job
         conn.send(_stylize(engine, job_id, request, conn))
+        give_back_free_memory()
+
+
+def give_back_free_memory() -> None:
+    """Hand the heap's free pages back to the system between jobs (glibc only; elsewhere a no-op).
+
+    A job's large temporary tensors leave free but mapped pages in glibc's arenas; an idle worker kept them
+    (about 140 MB after a 1024 px photo). ``malloc_trim`` costs a few milliseconds.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def _stylize(engine: Any, job_id: str, request: JobRequest, conn: Connection) -> Message:
