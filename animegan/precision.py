@@ -24,10 +24,13 @@ from torch import Tensor, nn
 
 from animegan import cpu
 from animegan.tiling import ImageFn
+from animegan.v3 import sample_lade_statistics
 
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "int8")
 COMPILED_DIR = "compiled"
+# Part of a cached model's name: bumped whenever what is compiled changes (2: LADE statistics from a 2x subsample).
+GRAPH_VERSION = 2
 EXAMPLE_SIDE = 256
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def ir_path(cache_dir: Path, model_key: str, precision: str, calibration_key: st
 
     version = ov.get_version().split("-")[0]
     weights_kind = f"int8-{calibration_key}" if precision == "int8" else "fp32"
-    return cache_dir / COMPILED_DIR / f"{model_key}-{weights_kind}-ov{version}.xml"
+    return cache_dir / COMPILED_DIR / f"{model_key}-{weights_kind}-g{GRAPH_VERSION}-ov{version}.xml"
 
 
 def _save_atomically(model: object, path: Path) -> None:
@@ -102,7 +105,7 @@ def openvino_model(
     if path.is_file():
         return ov.Core().read_model(path)
     log.info("converting %s for OpenVINO (%s); cached in %s", model_key, precision, path)
-    model = to_openvino(build_module())
+    model = to_openvino(sample_lade_statistics(build_module()))
     if precision == "int8":
         if calibration is None:
             raise ValueError("precision int8 needs calibration photos")

@@ -17,6 +17,7 @@ from animegan.v3 import (
     AnimeGANv3Generator,
     GeneratorConfig,
     load_generator,
+    sample_lade_statistics,
     state_dict_from_onnx,
     upsample_2x,
 )
@@ -126,6 +127,29 @@ def test_lade_takes_mean_and_spread_from_its_projection() -> None:
     # the projection 2x has mean 4 and std 2: (x - 2) / 1 * 2 + 4
     expected = torch.tensor([2.0, 6.0, 2.0, 6.0]).view(1, 1, 2, 2)
     torch.testing.assert_close(lade(x), expected)
+
+
+def test_sampled_lade_statistics_come_from_every_second_row_and_column() -> None:
+    lade = sample_lade_statistics(LADE(1, eps=0.0))
+    with torch.no_grad():
+        lade.proj.weight.fill_(1.0)
+    # the sampled positions (even rows, even columns) hold 1 and 3: mean 2, std 1; all of x has mean 3
+    x = torch.tensor([[1.0, 9.0, 3.0, 9.0], [9.0, 9.0, 9.0, 9.0], [3.0, 9.0, 1.0, 9.0], [9.0, 9.0, 9.0, 9.0]])
+    x = x.view(1, 1, 4, 4)
+    normalised = (x - x.mean()) / x.std(correction=0)
+    torch.testing.assert_close(lade(x), normalised * 1.0 + 2.0)
+
+
+def test_sampled_lade_statistics_keep_the_picture(weights_mirror: Path, astronaut: np.ndarray) -> None:
+    """What the compiled generators run: close to exact statistics on a photo, but not the same computation."""
+    model = load_generator(weights_mirror / V3_ONNX_FILES[0])
+    photo = generator_input(astronaut, 256, 192)
+    with torch.inference_mode():
+        exact = model(photo)
+        sampled = sample_lade_statistics(model)(photo)
+
+    assert not torch.equal(exact, sampled)
+    assert psnr(to_pixels(sampled), to_pixels(exact), peak=PIXEL_MAX) >= MIN_PSNR_DB
 
 
 # ------------------------------------------------------------------------------- converter refusals
