@@ -91,7 +91,7 @@ def make_mp4(
             video.height, video.width = first.shape[:2]
             video.pix_fmt = pix_fmt
             time_base = Fraction(1, 1000) if times else 1 / rate
-            video.time_base = time_base
+            video.codec_context.time_base = time_base
             if rotation:
                 video.set_display_rotation(rotation)
             audio = None
@@ -162,15 +162,26 @@ def make_8k() -> bytes:
     return buffer.getvalue()
 
 
+def remux(data: bytes, container_format: str) -> bytes:
+    """The same streams in another container (no re-encoding)."""
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(data)) as source, av.open(buffer, "w", format=container_format) as out:
+        streams = {stream.index: out.add_stream_from_template(stream) for stream in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return buffer.getvalue()
+
+
 def claim_ten_hours(mp4: bytes) -> bytes:
-    """The same MP4 with its movie header (mvhd) claiming a duration of 10 hours."""
-    at = mp4.index(b"mvhd")
-    version = mp4[at + 4]
-    if version != 0:
-        raise ValueError("expected a version 0 mvhd")
-    timescale = struct.unpack(">I", mp4[at + 16 : at + 20])[0]
-    duration = struct.pack(">I", 10 * 3600 * timescale)
-    return mp4[: at + 20] + duration + mp4[at + 24 :]
+    """The clip as Matroska whose segment header claims a duration of 10 hours (MP4 readers recount the samples,
+    Matroska ones believe the header)."""
+    data = bytearray(remux(mp4, "matroska"))
+    at = data.index(b"\x44\x89")  # the Duration element: a float, in TimecodeScale units (1 ms by default)
+    size = data[at + 2] & 0x7F
+    data[at + 3 : at + 3 + size] = struct.pack(">d" if size == 8 else ">f", 10 * 3600 * 1000.0)
+    return bytes(data)
 
 
 def frames_of(data: bytes) -> Iterator[np.ndarray]:
