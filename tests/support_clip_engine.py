@@ -5,8 +5,13 @@ ends' clip tests run in seconds. Workers build it with ``ANIMEBOT_ENGINE_FACTORY
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Any
+
 from torch import Tensor
 
+from animegan.clip import ClipPlan
 from animegan.engine import Engine
 from animegan.manifest import ModelFile
 from animegan.pipeline import ImageFn
@@ -24,3 +29,22 @@ class NegativeEngine(Engine):
 
     def generator(self, model: ModelFile) -> ImageFn:
         return negative
+
+
+CHUNK_LOG_ENV = "ANIMEBOT_TEST_CHUNK_LOG"  # a file each chunk appends "pid first stop" to
+FRAME_DELAY_ENV = "ANIMEBOT_TEST_FRAME_DELAY"  # seconds added per frame, to make a clip take a while
+
+
+class LoggingNegativeEngine(NegativeEngine):
+    """``NegativeEngine`` that logs which process drew each chunk, and may draw slowly (see the two variables)."""
+
+    def stylize_clip_chunk(self, data: bytes, plan: ClipPlan, first: int, stop: int, *args: Any, **kwargs: Any) -> bytes:
+        time.sleep(float(os.environ.get(FRAME_DELAY_ENV, "0")) * (min(stop, plan.frames) - first))
+        log = os.environ.get(CHUNK_LOG_ENV)
+        if log:
+            with open(log, "a") as out:
+                out.write(f"{os.getpid()} {first} {stop}\n")
+        return super().stylize_clip_chunk(data, plan, first, stop, *args, **kwargs)
+
+
+LOGGING_NEGATIVE_ENGINE = "tests.support_clip_engine:LoggingNegativeEngine"
