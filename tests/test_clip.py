@@ -224,3 +224,14 @@ def test_a_pan_flickers_no_more_than_a_flicker_free_stylization(engine: Engine) 
     assert len(output) == count
     ratio = mean_change(output) / mean_change(reference)
     assert ratio <= FLICKER_MAX_RATIO, f"flicker index {ratio:.2f}"
+
+
+def test_the_cli_stylizes_a_clip_beside_it(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    source = tmp_path / "pan.mp4"
+    source.write_bytes(make_mp4(pan_frames(example(), (128, 96), 30), 30, 12, audio_seconds=2.5))
+    monkeypatch.setenv("ANIMEBOT_CLIP_MAX_SECONDS", "1")
+    assert main(["stylize", str(source), "--no-faces", "-q"]) == 0
+    out = describe((tmp_path / "pan_shinkai.mp4").read_bytes())
+    assert out["has_audio"] and abs(out["frames"] - 12) <= 1
