@@ -36,6 +36,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram_clips import CLIP_MESSAGES, on_clip
 from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, may_restyle, restyle_in_place
 from adapters.telegram_status import StatusLine, best_effort, status_text
 from animegan.manifest import Style
@@ -65,7 +66,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", 
 STYLE_WORD = re.compile(r"[a-z0-9_]+")
 
 NOT_AN_IMAGE = "That file isn't an image. Send a photo, or a JPEG, PNG, WebP or HEIC file."
-NOT_A_PHOTO = "I only turn photos into anime pictures; stickers, videos and voice messages don't work. Send a photo."
+NOT_A_PHOTO = "I turn photos and videos into anime; stickers and voice messages don't work. Send a photo or a video."
 SEND_A_PHOTO = "Send me a photo and I'll redraw it in anime style. /help shows how."
 EXPIRED = "That photo is no longer in my memory: send the photo again."
 NOTHING_TO_CHANGE = "That's the picture you're looking at."
@@ -388,10 +389,8 @@ def build_application(settings: Settings, service: Service) -> Application:
     application.add_handler(CommandHandler("style", on_style))
     application.add_handler(CommandHandler("stats", on_stats))
     # Before the image handler: an animation (GIF) message also carries a document.
-    unsupported = (
-        filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.VOICE | filters.AUDIO
-    )
-    application.add_handler(MessageHandler(unsupported, on_unsupported))
+    application.add_handler(MessageHandler(CLIP_MESSAGES, on_clip))
+    application.add_handler(MessageHandler(filters.Sticker.ALL | filters.VOICE | filters.AUDIO, on_unsupported))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, on_image))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(CallbackQueryHandler(on_button))
