@@ -41,7 +41,8 @@ from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, ma
 from adapters.telegram_status import StatusLine, best_effort, status_text
 from animegan.manifest import Style
 from bot.config import Settings
-from bot.jobs import JobError, JobProgress, JobRequest, JobResult, JobStage
+from bot.clips import looks_like_clip
+from bot.jobs import JobError, JobKind, JobProgress, JobRequest, JobResult, JobStage
 from bot.redaction import redact_token_in_logs
 from bot.restyle import LatestPress, restyle_status
 from bot.service import Service, too_large_message
@@ -324,6 +325,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         style=look.style,
         strength=look.strength / FULL_STRENGTH,
         output_format=PHOTO_FORMAT,
+        kind=JobKind.CLIP if looks_like_clip(source) else JobKind.PHOTO,  # the style buttons of a clip's reply
     )
     try:
         handle = await service.submit(request)

@@ -13,7 +13,7 @@ from telegram import Message, Update
 from telegram.constants import ChatAction
 from telegram.ext import ContextTypes, filters
 
-from adapters.telegram_buttons import FULL_STRENGTH, Look, caption
+from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard
 from bot.jobs import JobKind, JobRequest
 
 CLIP_UPLOAD_LIMIT = 50 * 1024 * 1024  # the most a bot may upload through the official Bot API
@@ -111,11 +111,15 @@ async def on_clip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await message.reply_chat_action(ChatAction.UPLOAD_VIDEO)
     text = caption(look, styles, result.notes)
+    buttons = keyboard(look, styles.values())  # re-style from the kept clip, in place (telegram_buttons)
     if kind is ClipKind.ANIMATION:
-        await message.reply_animation(result.image, caption=text, width=result.width, height=result.height)
+        await message.reply_animation(
+            result.image, caption=text, width=result.width, height=result.height, reply_markup=buttons
+        )
     elif kind is ClipKind.VIDEO:
         await message.reply_video(
-            result.image, caption=text, width=result.width, height=result.height, supports_streaming=True
+            result.image, caption=text, width=result.width, height=result.height, supports_streaming=True,
+            reply_markup=buttons,
         )
     elif kind is ClipKind.VIDEO_NOTE:
         await message.reply_video_note(result.image, length=result.width)

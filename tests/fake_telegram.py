@@ -520,10 +520,20 @@ class FakeTelegram:
         if len(data) > CLIP_UPLOAD_LIMIT:
             raise ApiError(413, "Request Entity Too Large")
         message = self._bot_message(params)
-        stored = self._store(data, f"{kind}s/file.mp4")
-        message[kind] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": len(data)}
+        message[kind] = self._clip(kind, data, params)
         self._add_bot_caption(message, params)
         return self._keep(message)
+
+    def _clip(self, kind: str, data: bytes, params: JsonDict) -> JsonDict:
+        """A stored clip as the server describes it (its size as the sender stated it)."""
+        stored = self._store(data, f"{kind}s/file.mp4")
+        clip: JsonDict = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": len(data),
+                          "duration": int(params.get("duration") or 1)}
+        if kind == "video_note":
+            clip["length"] = int(params.get("length") or 240)
+        else:
+            clip.update(width=int(params.get("width") or 0), height=int(params.get("height") or 0))
+        return clip
 
     def _send_chat_action(self, params: JsonDict, files: dict[str, Upload]) -> bool:
         self._chat_id(params)
@@ -549,12 +559,14 @@ class FakeTelegram:
         if not {"photo", "document", "video", "animation", "audio"} & message.keys():
             raise ApiError(400, "Bad Request: there is no media in the message to edit")
         media = params.get("media")
-        if not isinstance(media, dict) or media.get("type") not in {"photo", "document"}:
+        if not isinstance(media, dict) or media.get("type") not in {"photo", "document", "video", "animation"}:
             raise ApiError(400, "Bad Request: can't parse InputMedia: media type is invalid")
-        for kind in ("photo", "document", "caption", "caption_entities"):
+        for kind in ("photo", "document", "video", "animation", "caption", "caption_entities"):
             message.pop(kind, None)
         if media["type"] == "photo":
             message["photo"] = self._store_photo(self._input_file(media.get("media"), files))
+        elif media["type"] in ("video", "animation"):
+            message[media["type"]] = self._clip(media["type"], self._input_file(media.get("media"), files), media)
         else:
             message["document"] = self._document(media.get("media"), files)
         self._add_bot_caption(message, media)

@@ -153,3 +153,27 @@ async def test_a_broken_video_gets_a_plain_reply(telegram: FakeTelegram, service
 
         await telegram.wait_until(answered, REPLY_TIMEOUT)
     assert not telegram.calls_to("sendVideo")
+
+
+@module_loop
+async def test_the_buttons_under_a_video_restyle_the_clip_in_place(telegram: FakeTelegram, service: Service) -> None:
+    user = new_user()
+    chat = telegram.private_chat(user)
+    clip = make_mp4(pan_frames(example("astronaut.jpg"), (128, 96), 12), 12, 12, audio_seconds=1.0)
+    async with bot(telegram, service):
+        sent = telegram.send_video(user, chat, clip, kind="video", size=(128, 96))
+        answer = await reply_with(telegram, sent, "video")
+        first = telegram.file_data(answer["video"]["file_id"])
+        original = answer["reply_markup"]["inline_keyboard"][-1][0]
+        assert original["text"].endswith("Original")
+        telegram.press_button(user, answer, original["callback_data"])
+        await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)) and "video" in
+                                  telegram.message(chat.id, answer["message_id"]), REPLY_TIMEOUT)
+        await telegram.wait_until(
+            lambda: telegram.message(chat.id, answer["message_id"]).get("caption", "").startswith("Original"),
+            REPLY_TIMEOUT,
+        )
+    edited = telegram.message(chat.id, answer["message_id"])
+    again = telegram.file_data(edited["video"]["file_id"])
+    assert again != first and describe(again)["frames"] == 12
+    assert not telegram.refused()
