@@ -164,6 +164,8 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "• caption a photo with a style name to use that style\n"
         "• /styles – the installed styles\n"
         "• /style NAME – this chat's default style\n"
+        "• a video, GIF or video note comes back drawn the same way, with its sound "
+        f"(the first {_service(context).settings.clip_max_seconds:g} s)\n"
         "• in groups, mention me in the photo's caption or reply to me\n"
         f"Files up to {limit / 2**20:.0f} MB."
     )
