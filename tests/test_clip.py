@@ -30,7 +30,6 @@ from animegan.errors import ImageTooLarge
 from animegan.images import to_tensor, to_uint8
 from tests.support_clip_engine import NegativeEngine
 from tests.support_clips import (
-    AUDIO_RATE,
     claim_ten_hours,
     describe,
     example,

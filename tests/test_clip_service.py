@@ -6,8 +6,6 @@ the network, so a clip takes seconds.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any

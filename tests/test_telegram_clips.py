@@ -146,7 +146,7 @@ async def test_a_broken_video_gets_a_plain_reply(telegram: FakeTelegram, service
     user = new_user()
     chat = telegram.private_chat(user)
     async with bot(telegram, service):
-        sent = telegram.send_video(user, chat)  # a few bytes that only start like an MP4
+        telegram.send_video(user, chat)  # a few bytes that only start like an MP4
 
         def answered() -> bool:
             return any("damaged" in str(c.params.get("text", "")) for c in telegram.calls_to("editMessageText", chat.id))

@@ -19,7 +19,6 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.web import create_app
-from bot.config import Settings
 from bot.service import Service
 from tests.support_clip_engine import NEGATIVE_ENGINE
 from tests.support_clips import describe, example, frames_of, make_gif, make_mp4, pan_frames, zoom_frames
