@@ -17,7 +17,7 @@ from torch import Tensor
 from animegan.faces import Face
 
 SMOOTHING_RADIUS = 2  # frames each side: a 5-frame window, 1/3 s at 15 fps
-MAX_GAP = 3  # frames a track may miss and still be the same face
+MAX_GAP = 4  # frames a track may miss and still be the same face (detection may run on every other frame)
 MIN_TRACK_FRAMES = 3
 # A detection continues a track when its landmarks' centre is within this many eye distances of the track's last.
 MAX_JUMP_EYE_DISTANCES = 1.0
@@ -97,22 +97,29 @@ def smooth_landmarks(landmarks: Tensor, radius: int = SMOOTHING_RADIUS) -> Tenso
     return (sums / counts)[:, 0].T.reshape(landmarks.shape)
 
 
-def track_faces(detections: Sequence[Sequence[Face]]) -> list[list[Face]]:
+def track_faces(detections: Sequence[Sequence[Face]], every: int = 1) -> list[list[Face]]:
     """The faces to paint in each frame: tracked, gap-filled and smoothed; short tracks dropped.
 
     Args:
         detections: the faces found in each frame (in that frame's pixels).
+        every: detection ran on every ``every``-th frame only (the others hold empty lists); a track is held for
+            ``every - 1`` frames past its last detection, where the next detection would have been.
     Returns:
         one list of faces per frame, same length as ``detections``.
     """
     painted: list[list[Face]] = [[] for _ in detections]
+    looked = -(-len(detections) // every)  # frames detection ran on
     for track in link_tracks(detections):
         frames = sorted(track.seen)
-        if len(frames) < min(MIN_TRACK_FRAMES, len(detections)):
+        if len(frames) < min(MIN_TRACK_FRAMES, looked):
             continue
-        every, filled = fill_gaps(frames, torch.stack([track.seen[i].landmarks for i in frames]))
+        indices, filled = fill_gaps(frames, torch.stack([track.seen[i].landmarks for i in frames]))
+        held = min(every - 1, len(detections) - 1 - indices[-1])
+        if held > 0:
+            indices += list(range(indices[-1] + 1, indices[-1] + 1 + held))
+            filled = torch.cat([filled, filled[-1:].expand(held, -1, -1)])
         smoothed = smooth_landmarks(filled)
-        for index, points in zip(every, smoothed, strict=True):
+        for index, points in zip(indices, smoothed, strict=True):
             nearest = track.seen[min(frames, key=lambda seen: abs(seen - index))]
             shift = points.mean(0) - nearest.landmarks.mean(0)
             x0, y0, x1, y1 = nearest.box

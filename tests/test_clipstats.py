@@ -83,3 +83,10 @@ def test_track_faces_fills_a_missed_frame_and_drops_a_one_frame_false_face() -> 
     tracked = track_faces(detections)
     assert [len(faces) for faces in tracked] == [1, 1, 1, 1, 1]
     assert tracked[2][0].landmarks[0, 0] == pytest.approx(14.0)
+
+
+def test_faces_detected_on_every_other_frame_are_on_every_frame() -> None:
+    detections = [[_face(10)], [], [_face(14)], [], [_face(18)], []]
+    tracked = track_faces(detections, every=2)
+    assert [len(faces) for faces in tracked] == [1] * 6, "filled between, held after the last detection"
+    assert tracked[3][0].landmarks[0, 0] == pytest.approx(16.0, abs=0.5)
