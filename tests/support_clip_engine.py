@@ -25,10 +25,16 @@ def negative(image: Tensor) -> Tensor:
 
 
 class NegativeEngine(Engine):
-    """``Engine`` with the generator swapped for ``negative`` (nothing is converted or loaded)."""
+    """``Engine`` with the generator swapped for ``negative`` (nothing is converted or loaded), and no face
+    detection in a clip's plan (MTCNN on every other frame is most of a plan's time; faces are not the point of the
+    tests that use this engine)."""
 
     def generator(self, model: ModelFile) -> ImageFn:
         return negative
+
+    def plan_clip(self, data: bytes, style: str | None = None, strength: float = 1.0, faces: bool = True,
+                  *args: Any, **kwargs: Any) -> ClipPlan:
+        return super().plan_clip(data, style, strength, False, *args, **kwargs)
 
 
 CHUNK_LOG_ENV = "ANIMEBOT_TEST_CHUNK_LOG"  # a file each chunk appends "pid first stop" to

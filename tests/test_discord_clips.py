@@ -35,7 +35,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def service(weights_dir: Path) -> AsyncIterator[Service]:
     import os
 
-    os.environ[FRAME_DELAY_ENV] = "0.1"  # a few seconds per clip, so progress edits can be seen
+    os.environ[FRAME_DELAY_ENV] = "0.05"  # a few seconds per clip, so progress edits can be seen
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, discord_token=BOT_TOKEN, weights_dir=weights_dir, workers=1,
         engine_factory=LOGGING_NEGATIVE_ENGINE, rate_limit_per_minute=0, clip_chunk_frames=4,
