@@ -38,6 +38,7 @@ from tests.support_clips import (
     make_audio_only,
     make_gif,
     make_mp4,
+    make_webm,
     pan_frames,
     still_frames,
     zoom_frames,
@@ -137,6 +138,13 @@ def test_a_gif_comes_back_as_a_silent_animation(negative: NegativeEngine) -> Non
     assert abs(out["frames"] - 10) <= 1
     plan = scan(gif, ClipLimits())
     assert plan.animation and not plan.has_audio
+
+
+def test_a_webm_with_opus_sound_comes_back_as_mp4_with_aac(negative: NegativeEngine) -> None:
+    clip = make_webm(pan_frames(example(), (160, 120), 12), 12, 12, audio_seconds=1.0)
+    out = describe(negative.stylize_clip_bytes(clip, "shinkai", faces=False).data)
+    assert (out["codec"], out["frames"], out["audio_codec"], out["audio_rate"]) == ("h264", 12, "aac", 48000)
+    assert abs(out["audio_seconds"] - 1.0) <= 1 / 12
 
 
 def test_a_round_clip_stays_square(negative: NegativeEngine) -> None:
