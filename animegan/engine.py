@@ -9,12 +9,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from animegan.clip import VIDEO_MIME, ClipLimits, ClipPlan, encode_segment, join_segments, read_frames
+from animegan.clip import ClipLimits, ClipPlan, read_frames
 from animegan.errors import WeightsMissing
 from animegan.faces import FaceDetector
 from animegan.images import decode_image, encode_image, to_tensor, to_uint8
 from animegan.loading import build_generator, converted_path, size_multiple
 from animegan.manifest import ModelFile, Style, default_weights_dir, find_style, list_styles
+from animegan.mp4 import VIDEO_MIME, encode_segment, join_segments
 from animegan.pipeline import (
     MAX_OUTPUT_SIDE,
     ImageFn,
@@ -202,7 +203,7 @@ class Engine:
         faces: bool = True,
         on_stage: StageCallback | None = None,
     ) -> bytes:
-        """Output frames ``[first, stop)`` of a planned clip, stylized, as an MP4 segment (``clip.join_segments``)."""
+        """Output frames ``[first, stop)`` of a planned clip, stylized, as an MP4 segment (``mp4.join_segments``)."""
         chosen = self.style(style)
         scene = self.generator(chosen.scene_model)
         face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None

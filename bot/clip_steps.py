@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from animegan.clip import VIDEO_MIME, ClipLimits, ClipPlan
+from animegan.clip import ClipLimits, ClipPlan
+from animegan.mp4 import VIDEO_MIME
 from bot.jobs import JobKind, JobRequest
 
 PLAN_MIME = "application/json"
