@@ -2,7 +2,7 @@
 
 The engine stylizes a clip in three steps that may run in different processes (``engine.py``):
 
-1. ``plan_clip`` reads the clip once: checks it, chooses the output size and frame rate, and gathers what must be
+1. ``scan`` (with ``video.plan_clip`` looking at every frame) reads the clip once: checks it, chooses the output size and frame rate, and gathers what must be
    the same for every frame (the contrast curves, the face tracks) into a ``ClipPlan``.
 2. ``read_frames`` gives the frames of one chunk ``[first, stop)``; they are stylized and ``mp4.encode_segment``
    turns them into an MP4 segment. Chunks are independent, so they can run on every worker at once.
@@ -25,7 +25,7 @@ import av
 import av.error
 import numpy as np
 
-from animegan.errors import AnimeganError, ImageTooLarge
+from animegan.errors import ImageTooLarge, UnsupportedClip
 
 DEFAULT_MAX_SECONDS = 20.0
 DEFAULT_MAX_FPS = 15.0
@@ -43,10 +43,6 @@ NOT_A_CLIP = "That file is not a video I can read (MP4, MOV, WebM, GIF...)."
 NO_VIDEO = "That file has no picture in it (only sound, perhaps). Please send a video or a GIF."
 DAMAGED = "That video is damaged or incomplete (perhaps cut off while uploading); please send it again."
 NO_FRAMES = "No picture could be read from that video; it may be damaged. Please send it again."
-
-
-class UnsupportedClip(AnimeganError):
-    """The bytes are not a clip we can read (empty, truncated, no video stream...)."""
 
 
 def cut_note(seconds: float) -> str:
