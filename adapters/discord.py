@@ -25,7 +25,9 @@ from discord import app_commands
 
 from adapters.discord_replies import apologize, check_allowed
 from adapters.discord_result import USER_PREFIX, StyleButton, follow, show_result
-from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest, JobStage
+from bot.clips import looks_like_clip
+from bot.jobs import STAGE_LABELS, JobError, JobKind, JobProgress, JobRequest, JobStage
+from bot.jobs import progress_label as stage_label
 from bot.redaction import redact_token_in_logs
 from bot.restyle import FULL_STRENGTH, LatestPress
 from bot.service import Service
@@ -38,8 +40,8 @@ _log = logging.getLogger(__name__)
 MAX_CHOICES = 25  # Discord allows 25 choices on a slash command option
 MEGABYTE = 1024 * 1024
 
-NO_IMAGE = "That message has no image attached: pick a message with a photo (JPEG, PNG, WebP...)."
-NOT_AN_IMAGE = "“{name}” is not an image: attach a photo (JPEG, PNG, WebP...)."
+NO_IMAGE = "That message has no image or video attached: pick a message with a photo, a video or a GIF."
+NOT_AN_IMAGE = "“{name}” is not an image or a video: attach a photo (JPEG, PNG, WebP...), a video or a GIF."
 TOO_LARGE = "“{name}” is {size:.1f} MB; the largest photo I take is {limit:.1f} MB."
 DOWNLOAD_FAILED = "I could not download that photo from Discord: send the photo again."
 
@@ -97,7 +99,7 @@ async def anime(
     style: str | None = None,
     strength: app_commands.Range[float, 0.0, 1.0] = 1.0,
 ) -> None:
-    """Turn the attached photo into anime art."""
+    """Turn the attached photo, video or GIF into anime art."""
     await _stylize_attachment(interaction, image, style or interaction.client.settings.default_style, strength)
 
 
@@ -126,7 +128,10 @@ async def _stylize_attachment(
         await _fail(interaction, DOWNLOAD_FAILED)
         return
     key = await interaction.client.service.keep_source(image)
-    request = JobRequest(user=f"{USER_PREFIX}:{interaction.user.id}", image=image, style=style, strength=strength)
+    request = JobRequest(
+        user=f"{USER_PREFIX}:{interaction.user.id}", image=image, style=style, strength=strength,
+        kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
+    )
     try:
         handle = await interaction.client.service.submit(request)
         result = await follow(handle, progress_label, lambda text: interaction.edit_original_response(content=text))
@@ -146,9 +151,10 @@ async def _fail(interaction: discord.Interaction[AnimeClient], message: str) -> 
 
 
 def is_image(attachment: discord.Attachment) -> bool:
-    """Whether Discord says the attachment is an image (by its file name when Discord sent no content type)."""
+    """Whether Discord says the attachment is an image or a video, which the bot takes as a clip (by its file name
+    when Discord sent no content type)."""
     content_type = attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or ""
-    return content_type.startswith("image/")
+    return content_type.startswith(("image/", "video/"))
 
 
 def attachment_problem(attachment: discord.Attachment, max_bytes: int) -> str | None:
@@ -171,7 +177,7 @@ def progress_label(event: JobProgress) -> str | None:
         return None
     if event.stage is JobStage.QUEUED and event.position:
         return f"{STAGE_LABELS[event.stage]} (position {event.position})…"
-    return f"{STAGE_LABELS[event.stage]}…"
+    return f"{stage_label(event)}…"
 
 
 # Wiring
@@ -180,9 +186,11 @@ def progress_label(event: JobProgress) -> str | None:
 def build_client(settings: Settings, service: Service) -> AnimeClient:
     """The Discord client with ``/anime`` (style choices from ``service.styles()``) and the "Animefy" menu."""
     client = AnimeClient(settings, service)
-    command = app_commands.Command(name="anime", description="Turn a photo into anime art.", callback=anime)
+    command = app_commands.Command(
+        name="anime", description="Turn a photo, a video or a GIF into anime art.", callback=anime
+    )
     app_commands.describe(
-        image="The photo to stylize",
+        image="The photo, video or GIF to stylize",
         style="The look (default: the server's default style)",
         strength="0 = photo, 1 = full style",
     )(command)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord_replies import apologize, check_allowed, is_owner
-from bot.jobs import JobError, JobHandle, JobProgress, JobRequest, JobResult, JobStage
+from bot.clips import looks_like_clip
+from bot.jobs import JobError, JobHandle, JobKind, JobProgress, JobRequest, JobResult, JobStage
 from bot.restyle import FULL_STRENGTH, restyle_status
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
             image=image,
             style=self.look.style,
             strength=self.look.percent / FULL_STRENGTH,
+            kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
         )
         try:
             handle = await service.submit(request)

@@ -36,11 +36,13 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram_clips import CLIP_MESSAGES, on_clip
 from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, may_restyle, restyle_in_place
 from adapters.telegram_status import StatusLine, best_effort, status_text
 from animegan.manifest import Style
 from bot.config import Settings
-from bot.jobs import JobError, JobProgress, JobRequest, JobResult, JobStage
+from bot.clips import looks_like_clip
+from bot.jobs import JobError, JobKind, JobProgress, JobRequest, JobResult, JobStage
 from bot.redaction import redact_token_in_logs
 from bot.restyle import LatestPress, restyle_status
 from bot.service import Service, too_large_message
@@ -65,7 +67,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", 
 STYLE_WORD = re.compile(r"[a-z0-9_]+")
 
 NOT_AN_IMAGE = "That file isn't an image. Send a photo, or a JPEG, PNG, WebP or HEIC file."
-NOT_A_PHOTO = "I only turn photos into anime pictures; stickers, videos and voice messages don't work. Send a photo."
+NOT_A_PHOTO = "I turn photos and videos into anime; stickers and voice messages don't work. Send a photo or a video."
 SEND_A_PHOTO = "Send me a photo and I'll redraw it in anime style. /help shows how."
 EXPIRED = "That photo is no longer in my memory: send the photo again."
 NOTHING_TO_CHANGE = "That's the picture you're looking at."
@@ -162,6 +164,8 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "• caption a photo with a style name to use that style\n"
         "• /styles – the installed styles\n"
         "• /style NAME – this chat's default style\n"
+        "• a video, GIF or video note comes back drawn the same way, with its sound "
+        f"(the first {_service(context).settings.clip_max_seconds:g} s)\n"
         "• in groups, mention me in the photo's caption or reply to me\n"
         f"Files up to {limit / 2**20:.0f} MB."
     )
@@ -323,6 +327,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         style=look.style,
         strength=look.strength / FULL_STRENGTH,
         output_format=PHOTO_FORMAT,
+        kind=JobKind.CLIP if looks_like_clip(source) else JobKind.PHOTO,  # the style buttons of a clip's reply
     )
     try:
         handle = await service.submit(request)
@@ -388,10 +393,8 @@ def build_application(settings: Settings, service: Service) -> Application:
     application.add_handler(CommandHandler("style", on_style))
     application.add_handler(CommandHandler("stats", on_stats))
     # Before the image handler: an animation (GIF) message also carries a document.
-    unsupported = (
-        filters.Sticker.ALL | filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.VOICE | filters.AUDIO
-    )
-    application.add_handler(MessageHandler(unsupported, on_unsupported))
+    application.add_handler(MessageHandler(CLIP_MESSAGES, on_clip))
+    application.add_handler(MessageHandler(filters.Sticker.ALL | filters.VOICE | filters.AUDIO, on_unsupported))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, on_image))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(CallbackQueryHandler(on_button))

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMedia,
+    InputMediaAnimation,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+)
 from telegram.constants import ChatType, InlineKeyboardButtonLimit
 
 from animegan.manifest import Style
@@ -145,7 +153,12 @@ async def restyle_in_place(
         return
     finally:
         await status.close()
-    await reply.edit_media(
-        InputMediaPhoto(result.image, caption=caption(look, styles, result.notes)),
-        reply_markup=keyboard(look, styles.values()),
-    )
+    text = caption(look, styles, result.notes)
+    if reply.animation is not None:  # a clip's reply is re-drawn as the same kind
+        media: InputMedia = InputMediaAnimation(result.image, caption=text, width=result.width, height=result.height)
+    elif reply.video is not None:
+        media = InputMediaVideo(result.image, caption=text, width=result.width, height=result.height,
+                                supports_streaming=True)
+    else:
+        media = InputMediaPhoto(result.image, caption=text)
+    await reply.edit_media(media, reply_markup=keyboard(look, styles.values()))

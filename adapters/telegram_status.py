@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram.error import TelegramError
 
-from bot.jobs import STAGE_LABELS, JobProgress, JobStage
+from bot.jobs import JobProgress, JobStage, progress_label
 
 logger = logging.getLogger(__name__)
 
@@ -17,10 +17,11 @@ STATUS_EDIT_INTERVAL = 1.0  # seconds between edits of one status line (Telegram
 
 
 def status_text(progress: JobProgress) -> str:
-    """The status line for a progress event: the queue position while queued, then the stage and a coarse percent."""
+    """The status line for a progress event: the queue position while queued, then the stage (with the frame for a
+    clip) and a coarse percent."""
     if progress.stage is JobStage.QUEUED:
         return f"In the queue, position {progress.position}…" if progress.position else "Starting…"
-    label = STAGE_LABELS[progress.stage]
+    label = progress_label(progress)
     percent = int(progress.fraction * 100) // PROGRESS_STEP * PROGRESS_STEP
     return f"{label}… {percent}%" if percent > 0 else f"{label}…"
 

@@ -9,11 +9,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from animegan.clip import ClipLimits, ClipPlan, read_frames
 from animegan.errors import WeightsMissing
 from animegan.faces import FaceDetector
 from animegan.images import decode_image, encode_image, to_tensor, to_uint8
 from animegan.loading import build_generator, converted_path, size_multiple
 from animegan.manifest import ModelFile, Style, default_weights_dir, find_style, list_styles
+from animegan.mp4 import VIDEO_MIME, encode_segment, join_segments
 from animegan.pipeline import (
     MAX_OUTPUT_SIDE,
     ImageFn,
@@ -32,6 +34,7 @@ from animegan.quantize import (
     default_calibration_dir,
 )
 from animegan.tiling import run_tiled
+from animegan.video import plan_clip, stylize_frames
 
 DEFAULT_WORKING_SIZE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -171,6 +174,64 @@ class Engine:
         encoded, mime = encode_image(to_uint8(result), alpha, output_format)
         report("finishing", 1.0)
         return Stylized(encoded, mime, width, height, decoded.notes, face_count)
+
+
+    # --- clips: plan once, stylize chunks anywhere, join (see animegan/clip.py) ---
+
+    def plan_clip(
+        self,
+        data: bytes,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        limits: ClipLimits | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> ClipPlan:
+        """Read a clip once and plan it: size, frame rate, frame count, the clip's contrast curves, face tracks."""
+        chosen = self.style(style)
+        detect = self._detector.detect if faces and chosen.face_model and strength > 0 else None
+        return plan_clip(data, limits or ClipLimits(), detect, on_stage or no_stage_report)
+
+    def stylize_clip_chunk(
+        self,
+        data: bytes,
+        plan: ClipPlan,
+        first: int,
+        stop: int,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        on_stage: StageCallback | None = None,
+    ) -> bytes:
+        """Output frames ``[first, stop)`` of a planned clip, stylized, as an MP4 segment (``mp4.join_segments``)."""
+        chosen = self.style(style)
+        scene = self.generator(chosen.scene_model)
+        face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None
+        stop = min(stop, plan.frames)
+        frames = stylize_frames(
+            read_frames(data, plan, first, stop), plan, first, scene, face_model=face_model,
+            finish=chosen.finish, strength=strength, scene_side=self.scene_side,
+            report=on_stage or no_stage_report, total=stop - first,
+        )
+        return encode_segment(frames, plan, first)
+
+    def join_clip(self, data: bytes, plan: ClipPlan, segments: list[tuple[int, bytes]]) -> Stylized:
+        """The finished clip: the segments in order with the source's sound (H.264 MP4, faststart)."""
+        return Stylized(join_segments(data, plan, segments), VIDEO_MIME, plan.width, plan.height, plan.notes)
+
+    def stylize_clip_bytes(
+        self,
+        data: bytes,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        limits: ClipLimits | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> Stylized:
+        """A whole clip in this process (the CLI and library path; the bot spreads chunks over its workers)."""
+        plan = self.plan_clip(data, style, strength, faces, limits, on_stage)
+        segment = self.stylize_clip_chunk(data, plan, 0, plan.frames, style, strength, faces, on_stage)
+        return self.join_clip(data, plan, [(0, segment)])
 
 
 def _resize_uint8(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

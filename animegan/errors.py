@@ -15,8 +15,12 @@ class UnsupportedImage(AnimeganError):
     """The bytes are not an image we can read (empty, truncated, unknown format...)."""
 
 
+class UnsupportedClip(AnimeganError):
+    """The bytes are not a clip we can read (empty, truncated, no video stream...)."""
+
+
 class ImageTooLarge(AnimeganError):
-    """The image has more pixels (or bytes) than allowed."""
+    """The image (or a clip's frames) has more pixels (or bytes) than allowed."""
 
 
 class UnknownStyle(AnimeganError):

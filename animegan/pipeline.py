@@ -86,6 +86,8 @@ def stylize_image(
     strength: float = 1.0,
     scene_side: int | None = None,
     report: StageCallback = no_stage_report,
+    equalize: ImageFn | None = None,
+    face_sizes: Sequence[int] = FACE_CROP_SIZES,
 ) -> Tensor:
     """The style applied to one photo.
 
@@ -97,6 +99,9 @@ def stylize_image(
         strength: 0 returns ``photo``, 1 the full style; both network output and filters fade in between.
         scene_side: when the photo's long side is larger, the scene generator runs at this long side and its result
             is brought up by ``guided_upsample`` (faces are still painted at their full size).
+        equalize: the contrast equalisation before the generator (default: CLAHE on the photo's own statistics;
+            a clip passes one built from the whole clip's, so its frames do not flicker).
+        face_sizes: crop sides faces are stylized at (a clip uses one, so a face's crop never switches size).
     Returns:
         (1, 3, H, W) in [0, 1].
     """
@@ -104,7 +109,10 @@ def stylize_image(
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     if strength == 0.0:
         return photo
-    prepared = equalize_contrast(photo, strength=strength, max_side=STATISTICS_SIDE)
+    if equalize is None:
+        prepared = equalize_contrast(photo, strength=strength, max_side=STATISTICS_SIDE)
+    else:
+        prepared = equalize(photo)
     report("stylizing", 0.0)
     if scene_side and max(prepared.shape[-2:]) > scene_side:
         small = resize(prepared, generator_size(*prepared.shape[-2:], scene_side))
@@ -114,7 +122,7 @@ def stylize_image(
         styled = scene(prepared)
     if faces and face_model is not None:
         report("stylizing", 0.7)
-        styled = paint_faces(prepared, styled, faces, face_model, sizes=FACE_CROP_SIZES)
+        styled = paint_faces(prepared, styled, faces, face_model, sizes=face_sizes)
     report("finishing", 0.0)
     del prepared
     if finish == "shinkai":

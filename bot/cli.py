@@ -6,13 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animegan.errors import AnimeganError
 from animegan.manifest import default_weights_dir, list_styles, load_manifest
 from animegan.weights import PullResult, pull, resolve_models, verify_model
+from bot.clips import looks_like_clip
 from bot.config import Settings
 
+if TYPE_CHECKING:
+    from animegan.clip import ClipLimits
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv"}
 FORMAT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 
@@ -26,14 +32,14 @@ def _photos(inputs: Sequence[Path]) -> list[Path]:
     photos: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            photos.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            photos.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
         else:
             photos.append(path)
     return photos
 
 
 def _output_path(photo: Path, out: Path | None, many: bool, style: str, mime: str) -> Path:
-    suffix = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}[mime]
+    suffix = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "video/mp4": ".mp4"}[mime]
     name = f"{photo.stem}_{style}{suffix}"
     if out is None:
         return photo.with_name(name)
@@ -59,9 +65,11 @@ def cmd_stylize(args: argparse.Namespace, settings: Settings) -> int:
     failures = 0
     for photo in tqdm(photos, unit="photo", disable=not many or args.quiet):
         try:
-            result = engine.stylize_bytes(
-                photo.read_bytes(), style, args.strength, not args.no_faces, args.format, args.size
-            )
+            data = photo.read_bytes()
+            if looks_like_clip(data):
+                result = engine.stylize_clip_bytes(data, style, args.strength, not args.no_faces, _clip_limits(settings))
+            else:
+                result = engine.stylize_bytes(data, style, args.strength, not args.no_faces, args.format, args.size)
         except (AnimeganError, OSError) as error:
             failures += 1
             tqdm.write(f"{photo}: {getattr(error, 'message', None) or error}", file=sys.stderr)
@@ -73,6 +81,12 @@ def cmd_stylize(args: argparse.Namespace, settings: Settings) -> int:
         if not args.quiet:
             tqdm.write(f"{photo} -> {target} ({result.width}x{result.height}, {result.faces} face(s))")
     return 1 if failures else 0
+
+
+def _clip_limits(settings: Settings) -> ClipLimits:
+    from animegan.clip import ClipLimits
+
+    return ClipLimits(settings.clip_max_seconds, settings.clip_max_fps, settings.clip_side)
 
 
 def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    stylize = commands.add_parser("stylize", help="stylize photos or folders of photos")
-    stylize.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files or folders")
+    stylize = commands.add_parser("stylize", help="stylize photos, clips (MP4, MOV, WebM, animated GIF) or folders")
+    stylize.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image or video files, or folders "
+                         "(a clip becomes NAME_STYLE.mp4 with its sound, cut to ANIMEBOT_CLIP_MAX_SECONDS)")
     stylize.add_argument("-o", "--output", type=Path, help="output file (one photo) or folder (default: beside each photo)")
     stylize.add_argument("--style", help="style name (see `animebot styles`; default: shinkai)")
     stylize.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)")

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")
 
+    # Clips (videos, GIFs, video notes)
+    clip_max_seconds: float = Field(20.0, gt=0, description="Longest clip drawn, in seconds; longer ones are cut.")
+    clip_max_fps: float = Field(15.0, gt=0, description="Highest frame rate of a clip; faster ones drop frames evenly.")
+    clip_side: int = Field(512, ge=64, description="Long side (px) clips are drawn at.")
+    clip_chunk_frames: int = Field(12, ge=1, description="Frames per chunk a clip is split into across workers.")
+    clip_chunks_in_flight: int = Field(
+        default_factory=lambda: max(2, _default_workers()), ge=1,
+        description="Chunks of one clip queued or running at once (how many workers one clip may use).",
+    )
+
     # Distributed mode (Redis Streams); unset: the embedded in-process pool
     redis_url: SecretStr | None = Field(
         None, description="redis:// URL of a Redis or Valkey server; when set, jobs go through it to worker hosts."

@@ -34,6 +34,16 @@ STAGE_LABELS: dict[JobStage, str] = {
 }
 
 
+class JobKind(StrEnum):
+    """What a job is: a photo, a whole clip, or one step of a clip (the service splits a clip into steps)."""
+
+    PHOTO = "photo"
+    CLIP = "clip"
+    CLIP_PLAN = "clip_plan"  # read the clip once: size, frame rate, frames, contrast curves, face tracks
+    CLIP_CHUNK = "clip_chunk"  # stylize frames [first, stop) into an MP4 segment
+    CLIP_JOIN = "clip_join"  # the segments (``parts``) in order with the clip's sound
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """One photo to stylize.
@@ -48,15 +58,20 @@ class JobRequest:
     strength: float = 1.0
     faces: bool = True
     output_format: str | None = None  # "jpeg" | "png" | "webp"; None: PNG when the photo has transparency, else JPEG
+    kind: JobKind = JobKind.PHOTO  # for a clip, ``image`` holds the clip's bytes
+    task: str = ""  # a clip step's parameters, JSON (see bot/clips.py)
+    parts: tuple[bytes, ...] = ()  # a clip join's segments
 
 
 @dataclass(frozen=True)
 class JobProgress:
-    """A progress event: ``position`` is the 1-based place in the queue while queued."""
+    """A progress event: ``position`` is the 1-based place in the queue while queued; a clip's also counts frames."""
 
     stage: JobStage
     position: int | None = None
     fraction: float = 0.0
+    frame: int | None = None  # a clip: frames drawn so far...
+    frames: int | None = None  # ...of this many
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,14 @@ class JobFailed(JobError):
 
 class JobTimedOut(JobError):
     """The job ran past its time limit and was cancelled."""
+
+
+def progress_label(progress: JobProgress) -> str:
+    """The stage's words, with the frame count for a clip: "Stylizing frame 37 of 120"."""
+    label = STAGE_LABELS[progress.stage]
+    if progress.frames and progress.stage is JobStage.STYLIZING:
+        return f"{label} frame {progress.frame or 0} of {progress.frames}"
+    return label
 
 
 class JobHandle(Protocol):

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Protocol
 from animegan.errors import AnimeganError
 from animegan.manifest import Style, find_style, installed_styles
 from bot.cache import Clock, SourceStore
+from bot.clips import ClipJob, ClipSettings
 from bot.config import Settings
 from bot.disk_cache import DiskSourceCache
-from bot.jobs import JobHandle, JobQueue, JobRejected, JobRequest
+from bot.jobs import JobHandle, JobKind, JobQueue, JobRejected, JobRequest
 from bot.limits import AccessList, RateLimiter
 from bot.pool import InferencePool, PoolConfig
 
@@ -133,14 +134,27 @@ class Service:
         checked = self._checked(request)
         if self.shared is None:
             self.limiter.check(checked.user)
-            handle = await self.queue.submit(checked)
+            handle = await self._enqueue(checked)
             self.limiter.record(checked.user)
             return handle
         limiter = self.shared[1]
         await limiter.check(checked.user)
-        handle = await self.queue.submit(checked)
+        handle = await self._enqueue(checked)
         await limiter.record(checked.user)
         return handle
+
+    async def _enqueue(self, request: JobRequest) -> JobHandle:
+        if request.kind is JobKind.CLIP:  # split into steps that run on every worker (bot/clips.py)
+            return await ClipJob.start(self.queue, request, self.clip_settings())
+        return await self.queue.submit(request)
+
+    def clip_settings(self) -> ClipSettings:
+        """How clips are cut and split, from the settings."""
+        settings = self.settings
+        return ClipSettings(
+            max_seconds=settings.clip_max_seconds, max_fps=settings.clip_max_fps, long_side=settings.clip_side,
+            chunk_frames=settings.clip_chunk_frames, chunks_in_flight=settings.clip_chunks_in_flight,
+        )
 
     async def keep_source(self, image: bytes) -> str:
         """Keep a photo for the re-style buttons; returns its short key (see ``SourceCache``)."""

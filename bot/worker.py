@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from animegan.errors import AnimeganError
-from bot.jobs import JobRequest
+from bot.jobs import JobKind, JobRequest
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -78,14 +78,19 @@ def _stylize(engine: Any, job_id: str, request: JobRequest, conn: Connection) ->
         conn.send((STAGE, job_id, stage, fraction))
 
     try:
-        out = engine.stylize_bytes(
-            request.image,
-            request.style,
-            strength=request.strength,
-            faces=request.faces,
-            output_format=request.output_format,
-            on_stage=report,
-        )
+        if request.kind is JobKind.PHOTO:
+            out = engine.stylize_bytes(
+                request.image,
+                request.style,
+                strength=request.strength,
+                faces=request.faces,
+                output_format=request.output_format,
+                on_stage=report,
+            )
+        else:
+            from bot.clip_steps import run_clip_step  # imports PyAV: only in workers that get a clip
+
+            out = run_clip_step(engine, request, report)
     except AnimeganError as error:
         return (REJECTED, job_id, error.message)
     except Exception:

@@ -36,6 +36,7 @@ TEXT_LIMIT = 4096
 CALLBACK_ANSWER_LIMIT = 200
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
+CLIP_UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload (sendVideo, sendAnimation, sendVideoNote)
 GET_UPDATES_LIMIT = 100
 # Telegram keeps every photo at a few long sides; the largest is the re-encoded original (capped).
 PHOTO_SIDES = (90, 320, 800, 1280, 2560)
@@ -178,6 +179,9 @@ class FakeTelegram:
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
+            "sendVideo": self._send_video,
+            "sendAnimation": self._send_animation,
+            "sendVideoNote": self._send_video_note,
             "sendChatAction": self._send_chat_action,
             "editMessageText": self._edit_message_text,
             "editMessageMedia": self._edit_message_media,
@@ -291,19 +295,27 @@ class FakeTelegram:
         }
         return self._queue_message(message)
 
-    def send_video(self, user: FakeUser, chat: FakeChat) -> JsonDict:
-        """``user`` sends a short video."""
+    def send_video(
+        self, user: FakeUser, chat: FakeChat, data: bytes = b"\x00\x00\x00\x18ftypmp42", kind: str = "video",
+        size: tuple[int, int] = (640, 360), file_size: int | None = None,
+    ) -> JsonDict:
+        """``user`` sends a clip as a ``video``, an ``animation`` (a GIF, which Telegram turns into MP4) or a round
+        ``video_note``; ``file_size`` overrides the reported size (to test limits cheaply)."""
         message = self._new_message(user, chat, None)
-        stored = self._store(b"\x00\x00\x00\x18ftypmp42", "videos/file.mp4")
-        message["video"] = {
+        stored = self._store(data, f"{kind}s/file.mp4")
+        media: JsonDict = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "width": 640,
-            "height": 360,
             "duration": 3,
-            "mime_type": "video/mp4",
-            "file_size": len(stored.data),
+            "file_size": file_size if file_size is not None else len(data),
         }
+        if kind == "video_note":
+            media["length"] = size[0]
+        else:
+            media.update(width=size[0], height=size[1], mime_type="video/mp4")
+        message[kind] = media
+        if kind == "animation":  # as the real server does: an animation message also carries a document
+            message["document"] = {**media, "file_name": "animation.gif.mp4"}
         return self._queue_message(message)
 
     def press_button(self, user: FakeUser, message: JsonDict, data: str) -> str:
@@ -492,6 +504,37 @@ class FakeTelegram:
         self._add_bot_caption(message, params)
         return self._keep(message)
 
+    def _send_video(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        return self._send_clip("video", params, files)
+
+    def _send_animation(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        return self._send_clip("animation", params, files)
+
+    def _send_video_note(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        if params.get("caption"):
+            raise ApiError(400, "Bad Request: video notes can't have a caption")
+        return self._send_clip("video_note", params, files)
+
+    def _send_clip(self, kind: str, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        data = self._input_file(params.get(kind), files)
+        if len(data) > CLIP_UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
+        message = self._bot_message(params)
+        message[kind] = self._clip(kind, data, params)
+        self._add_bot_caption(message, params)
+        return self._keep(message)
+
+    def _clip(self, kind: str, data: bytes, params: JsonDict) -> JsonDict:
+        """A stored clip as the server describes it (its size as the sender stated it)."""
+        stored = self._store(data, f"{kind}s/file.mp4")
+        clip: JsonDict = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": len(data),
+                          "duration": int(params.get("duration") or 1)}
+        if kind == "video_note":
+            clip["length"] = int(params.get("length") or 240)
+        else:
+            clip.update(width=int(params.get("width") or 0), height=int(params.get("height") or 0))
+        return clip
+
     def _send_chat_action(self, params: JsonDict, files: dict[str, Upload]) -> bool:
         self._chat_id(params)
         if params.get("action") not in CHAT_ACTIONS:
@@ -516,12 +559,14 @@ class FakeTelegram:
         if not {"photo", "document", "video", "animation", "audio"} & message.keys():
             raise ApiError(400, "Bad Request: there is no media in the message to edit")
         media = params.get("media")
-        if not isinstance(media, dict) or media.get("type") not in {"photo", "document"}:
+        if not isinstance(media, dict) or media.get("type") not in {"photo", "document", "video", "animation"}:
             raise ApiError(400, "Bad Request: can't parse InputMedia: media type is invalid")
-        for kind in ("photo", "document", "caption", "caption_entities"):
+        for kind in ("photo", "document", "video", "animation", "caption", "caption_entities"):
             message.pop(kind, None)
         if media["type"] == "photo":
             message["photo"] = self._store_photo(self._input_file(media.get("media"), files))
+        elif media["type"] in ("video", "animation"):
+            message[media["type"]] = self._clip(media["type"], self._input_file(media.get("media"), files), media)
         else:
             message["document"] = self._document(media.get("media"), files)
         self._add_bot_caption(message, media)

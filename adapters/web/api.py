@@ -17,7 +17,8 @@ from aiohttp_sse import sse_response
 
 from bot.config import Settings
 from adapters.web.jobform import MESSAGE_BAD_FORM, ApiError, read_job_form
-from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest
+from bot.clips import looks_like_clip
+from bot.jobs import JobError, JobKind, JobProgress, JobRequest, progress_label
 from bot.jobstore import JobStore, StageTimer, WebJob
 from adapters.web.openapi import API_KEY_HEADER, openapi_document
 from bot.service import Service
@@ -53,9 +54,11 @@ def progress_json(progress: JobProgress) -> dict[str, Any]:
     """A progress event as JSON (schema ``Progress``)."""
     return {
         "stage": progress.stage.value,
-        "label": STAGE_LABELS[progress.stage],
+        "label": progress_label(progress),
         "position": progress.position,
         "fraction": min(1.0, max(0.0, progress.fraction)),
+        "frame": progress.frame,
+        "frames": progress.frames,
     }
 
 
@@ -121,6 +124,7 @@ async def start_job(request: web.Request) -> WebJob:
         strength=form.strength,
         faces=form.faces,
         output_format=form.output_format,
+        kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
     )
     handle = await service.submit(job_request)
     source = form.source if form.image is None else await service.keep_source(image)
@@ -191,7 +195,7 @@ def image_response(job: WebJob) -> web.Response:
         raise ApiError.from_job_error(job.error)
     if job.result is None:
         raise ApiError(409, "not_finished", MESSAGE_NOT_FINISHED)
-    extension = job.result.mime.removeprefix("image/").replace("jpeg", "jpg")
+    extension = job.result.mime.partition("/")[2].replace("jpeg", "jpg")
     return web.Response(
         body=job.result.image,
         content_type=job.result.mime,

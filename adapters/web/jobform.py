@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 
+from bot.clips import looks_like_clip
 from bot.config import Settings
 from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, PersonQueueFull, QueueFull, RateLimited
 from adapters.web.openapi import OUTPUT_FORMATS
@@ -164,6 +165,8 @@ def check_image(data: bytes, settings: Settings) -> None:
     """Refuse, before queueing, uploads that are too large or not images; ``ApiError`` 413 / 422."""
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, "too_large", too_large_message(len(data), settings.max_upload_bytes))
+    if looks_like_clip(data):  # a video or an animated GIF: the worker reads it and judges it
+        return
     pixels = image_pixels(data)
     if pixels is None:
         raise ApiError(422, "not_an_image", MESSAGE_NOT_IMAGE)

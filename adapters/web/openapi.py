@@ -15,6 +15,7 @@ OPENAPI_VERSION = "3.0.3"
 API_KEY_HEADER = "X-API-Key"
 OUTPUT_FORMATS = ("jpeg", "png", "webp")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+VIDEO_TYPES = ("video/mp4",)  # a clip (MP4, MOV, WebM or animated GIF in) comes back as H.264 MP4
 JOB_STATES = ("queued", "running", "done", "failed")
 DISTRIBUTION = "animegan-bot"
 FALLBACK_VERSION = "0.1.0"
@@ -98,6 +99,18 @@ def _schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Sch
                     "maximum": 1,
                     "description": "Done fraction of the stage.",
                 },
+                "frame": {
+                    "type": "integer",
+                    "nullable": True,
+                    "minimum": 0,
+                    "description": "A clip: frames drawn so far (else null).",
+                },
+                "frames": {
+                    "type": "integer",
+                    "nullable": True,
+                    "minimum": 0,
+                    "description": "A clip: frames it has after the length and frame-rate caps (else null).",
+                },
             },
         },
         "Result": {
@@ -105,7 +118,7 @@ def _schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Sch
             "required": ["url", "mime", "width", "height", "style", "strength", "seconds", "notes"],
             "properties": {
                 "url": {"type": "string"},
-                "mime": {"type": "string", "enum": list(IMAGE_TYPES)},
+                "mime": {"type": "string", "enum": [*IMAGE_TYPES, *VIDEO_TYPES]},
                 "width": {"type": "integer"},
                 "height": {"type": "integer"},
                 "style": {"type": "string"},
@@ -161,7 +174,9 @@ def _schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Sch
                 "image": {
                     "type": "string",
                     "format": "binary",
-                    "description": f"JPEG, PNG, WebP or HEIC, at most {max_upload_bytes} bytes.",
+                    "description": f"A photo (JPEG, PNG, WebP or HEIC) or a clip (MP4, MOV, WebM or animated GIF; "
+                    f"cut to the server's longest clip, 20 s by default, and drawn at up to 15 fps), at most "
+                    f"{max_upload_bytes} bytes. A clip comes back as H.264 MP4 with its sound.",
                 },
                 "source": {"type": "string", "maxLength": 64, "description": "`source` of an earlier job."},
                 "style": style_name,
@@ -194,7 +209,7 @@ def _job_form_body() -> Schema:
 def _image_response(description: str) -> Schema:
     return {
         "description": description,
-        "content": {mime: {"schema": {"type": "string", "format": "binary"}} for mime in IMAGE_TYPES},
+        "content": {mime: {"schema": {"type": "string", "format": "binary"}} for mime in (*IMAGE_TYPES, *VIDEO_TYPES)},
     }
 
 
@@ -270,7 +285,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/jobs/{job_id}/result": {
             "get": {
                 "operationId": "jobResult",
-                "summary": "The stylized image of a finished job.",
+                "summary": "The stylized image (or clip, as video/mp4) of a finished job.",
                 "parameters": [JOB_ID],
                 "responses": {
                     "200": _image_response("The stylized image."),
@@ -285,7 +300,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/stylize": {
             "post": {
                 "operationId": "stylize",
-                "summary": "One shot: send a photo, get the stylized image back in the same request.",
+                "summary": "One shot: send a photo or a clip, get the stylized image or video back in the same request.",
                 "description": "`curl -F image=@me.jpg http://127.0.0.1:8080/api/v1/stylize > anime.jpg`",
                 "requestBody": _job_form_body(),
                 "responses": {

@@ -38,7 +38,7 @@ FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small text field
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -209,6 +209,7 @@ async def page_config(request: web.Request) -> web.Response:
             "max_pixels": settings.max_pixels,
             "job_timeout": settings.job_timeout,
             "default_style": settings.default_style,
+            "clip_max_seconds": settings.clip_max_seconds,
         }
     )
 

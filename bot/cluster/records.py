@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from bot.jobs import (
     JobError,
     JobFailed,
+    JobKind,
     JobProgress,
     JobRejected,
     JobRequest,
@@ -35,6 +36,10 @@ def request_fields(request: JobRequest) -> list[bytes | str]:
         "strength", repr(request.strength),
         "faces", "1" if request.faces else "0",
         "format", request.output_format or "",
+        "kind", request.kind.value,
+        "task", request.task,
+        "parts", str(len(request.parts)),
+        *[item for index, part in enumerate(request.parts) for item in (f"part{index}", part)],
     ]
 
 
@@ -47,6 +52,9 @@ def request_from_fields(fields: Fields) -> JobRequest:
         strength=float(fields[b"strength"]),
         faces=fields[b"faces"] == b"1",
         output_format=fields[b"format"].decode() or None,
+        kind=JobKind(fields.get(b"kind", b"photo").decode()),
+        task=fields.get(b"task", b"").decode(),
+        parts=tuple(fields[f"part{index}".encode()] for index in range(int(fields.get(b"parts", b"0")))),
     )
 
 

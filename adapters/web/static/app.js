@@ -23,7 +23,7 @@ const MESSAGES = {
   offline: "Can't reach the AnimeBot server. Check that it is still running, then try again.",
   timeout: "The server took too long to answer. Please try again.",
   slow: "This is taking much longer than it should, so the page stopped waiting. Please try again.",
-  notImage: (kind) => `That file is not a photo (it is ${kind}). Please choose a JPEG, PNG, WebP or HEIC image.`,
+  notImage: (kind) => `That file is not a photo or a video (it is ${kind}). Please choose an image or an MP4, MOV, WebM or GIF clip.`,
   tooBig: (size, limit) => `This file is ${size}; the largest photo accepted is ${limit}.`,
   badKey: "That key was not accepted. Check it and try again.",
   lost: "The connection to the server was lost while your photo was being made. Please try again.",
@@ -118,6 +118,7 @@ async function loadConfig() {
   const response = await request("/ui/config");
   state.config = await response.json();
   $("max-size").textContent = formatBytes(state.config.max_upload_bytes);
+  if (state.config.clip_max_seconds) $("clip-seconds").textContent = String(state.config.clip_max_seconds);
   if (state.config.api_key_required && !state.apiKey) {
     $("key-panel").hidden = false;
     $("styles").innerHTML = '<p class="muted">Enter the API key above to see the styles.</p>';
@@ -236,8 +237,14 @@ async function runExample(example) {
 
 // ---------------------------------------------------------------- choosing a photo
 
+function isClip(file) {
+  return Boolean(file) && (file.type.startsWith("video/") || file.type === "image/gif");
+}
+
 function checkFile(file) {
-  if (file.type && !file.type.startsWith("image/")) return MESSAGES.notImage(describeType(file.type));
+  if (file.type && !file.type.startsWith("image/") && !file.type.startsWith("video/")) {
+    return MESSAGES.notImage(describeType(file.type));
+  }
   const limit = state.config ? state.config.max_upload_bytes : Infinity;
   if (file.size > limit) return MESSAGES.tooBig(formatBytes(file.size), formatBytes(limit));
   return null;
@@ -246,7 +253,6 @@ function checkFile(file) {
 function describeType(mime) {
   if (mime.startsWith("text/")) return "a text file";
   if (mime === "application/pdf") return "a PDF";
-  if (mime.startsWith("video/")) return "a video";
   return `a file of type ${mime}`;
 }
 
@@ -261,7 +267,9 @@ function chooseFile(file) {
   state.source = null; // a new photo: the next job uploads it
   if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
   state.previewUrl = URL.createObjectURL(file);
-  const preview = $("preview");
+  const video = file.type.startsWith("video/");
+  const preview = $(video ? "preview-video" : "preview");
+  $(video ? "preview" : "preview-video").hidden = true;
   preview.src = state.previewUrl;
   preview.hidden = false;
   $("preview-note").hidden = true;
@@ -273,6 +281,7 @@ function chooseFile(file) {
 function previewFailed() {
   if (!state.file) return;
   $("preview").hidden = true;
+  $("preview-video").hidden = true;
   const note = $("preview-note");
   note.textContent = `${state.file.name}: this browser can't show a preview of it, but it can still be animated.`;
   note.hidden = false;
@@ -282,6 +291,7 @@ function wireUpload() {
   const zone = $("dropzone");
   const input = $("file-input");
   $("preview").addEventListener("error", previewFailed);
+  $("preview-video").addEventListener("error", previewFailed);
   zone.addEventListener("click", (event) => {
     if (event.target.tagName !== "LABEL") input.click();
   });
@@ -432,17 +442,45 @@ async function followJob(job) {
   throw new PlainError(MESSAGES.lost);
 }
 
+// A clip's result plays in a video element; "Before" shows the original (a GIF original as an image), "After" the result.
+function showClip(before) {
+  const player = $("clip-player");
+  const still = $("clip-before-still");
+  const gifBefore = before && state.file && !state.file.type.startsWith("video/");
+  const time = player.currentTime || 0;
+  still.hidden = !gifBefore;
+  player.hidden = gifBefore;
+  if (gifBefore) {
+    still.src = state.previewUrl;
+    player.pause();
+  } else {
+    player.src = before ? state.previewUrl : state.resultUrl;
+    player.addEventListener("loadedmetadata", () => { player.currentTime = Math.min(time, player.duration || 0); }, { once: true });
+    player.play().catch(() => { /* autoplay refused: the controls are there */ });
+  }
+  $("show-before").setAttribute("aria-pressed", String(before));
+  $("show-after").setAttribute("aria-pressed", String(!before));
+}
+
 async function showResult(job, finished) {
   const blob = await (await request(job.result_url)).blob();
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
+  const clip = finished.result.mime.startsWith("video/");
+  $("compare").hidden = clip;
+  $("clip-result").hidden = !clip;
+  $("result-title").lastChild.textContent = clip ? " Your anime clip" : " Your anime still";
+  if (clip) {
+    $("clip-player").muted = false;
+    showClip(false);
+  }
   const compare = $("compare");
   compare.style.aspectRatio = `${finished.result.width} / ${finished.result.height}`;
   compare.style.maxWidth = `calc(70vh * ${finished.result.width / finished.result.height})`;
   $("after").src = state.resultUrl;
   $("before").src = state.previewUrl;
   setComparePosition(50);
-  const extension = { "image/png": "png", "image/webp": "webp" }[finished.result.mime] || "jpg";
+  const extension = { "image/png": "png", "image/webp": "webp", "video/mp4": "mp4" }[finished.result.mime] || "jpg";
   const download = $("download");
   download.href = state.resultUrl;
   download.download = `anime-${finished.result.style}.${extension}`;
@@ -497,6 +535,8 @@ function wireCompare() {
     if (compare.hasPointerCapture(event.pointerId)) fromPointer(event);
   });
   $("compare-range").addEventListener("input", (event) => setComparePosition(Number(event.target.value)));
+  $("show-before").addEventListener("click", () => showClip(true));
+  $("show-after").addEventListener("click", () => showClip(false));
 }
 
 // ---------------------------------------------------------------- start

@@ -1,0 +1,244 @@
+"""Clips through the engine, on clips made from the example photos (tests/support_clips.py).
+
+Timing, sound, rate cap, rotation and bad input run on ``NegativeEngine`` (the real clip code, the network
+swapped for a negative; strength 0 where the picture itself is compared); the flicker measures run the real
+Shinkai style.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from animegan.clip import (
+    DAMAGED,
+    EMPTY,
+    NO_VIDEO,
+    NOT_A_CLIP,
+    ClipLimits,
+    UnsupportedClip,
+    cut_note,
+    read_frames,
+    scan,
+)
+from animegan.engine import Engine
+from animegan.errors import ImageTooLarge
+from animegan.images import to_tensor, to_uint8
+from tests.support_clip_engine import NegativeEngine
+from tests.support_clips import (
+    claim_ten_hours,
+    describe,
+    example,
+    frames_of,
+    make_8k,
+    make_audio_only,
+    make_gif,
+    make_mp4,
+    make_webm,
+    pan_frames,
+    still_frames,
+    zoom_frames,
+)
+
+FPS_CAP = 15
+STILL_MAX_MAD = 0.5  # of 255, between consecutive output frames of a still clip (the issue's measure)
+FLICKER_MAX_RATIO = 1.3  # output frame-to-frame change on a pan over a flicker-free stylization's
+TONE_ONSET_LEVEL = 0.1
+
+
+@pytest.fixture(scope="module")
+def negative(weights_dir: Path) -> NegativeEngine:
+    return NegativeEngine(weights_dir)
+
+
+@pytest.fixture(scope="module")
+def engine(weights_dir: Path) -> Engine:
+    return Engine(weights_dir, working_size=512)
+
+
+def onset(pcm: np.ndarray, rate: int) -> float:
+    """Seconds until the sound first gets loud."""
+    loud = np.flatnonzero(np.abs(pcm).max(axis=0) > TONE_ONSET_LEVEL)
+    return float(loud[0] / rate) if loud.size else float("inf")
+
+
+def mean_change(frames: list[np.ndarray]) -> float:
+    """Mean absolute difference between consecutive frames, 0..255."""
+    return float(np.mean([np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() for a, b in zip(frames, frames[1:])]))
+
+
+# --- timing, sound and the rate cap ---
+
+
+def test_a_pan_with_a_tone_comes_back_as_h264_with_its_sound_in_sync(negative: NegativeEngine) -> None:
+    seconds, fps, delay = 2.0, 24, 0.5
+    clip = make_mp4(pan_frames(example("chelsea.jpg"), (256, 192), 48), 48, fps, audio_seconds=1.0, audio_delay=delay)
+    result = negative.stylize_clip_bytes(clip, "shinkai", faces=False)
+    out = describe(result.data)
+    assert (result.mime, out["codec"], out["pix_fmt"]) == ("video/mp4", "h264", "yuv420p")
+    assert result.data.index(b"moov") < result.data.index(b"mdat"), "faststart: the index comes first"
+    assert (out["width"], out["height"]) == (256, 192)
+    assert out["fps"] == FPS_CAP
+    assert abs(out["frames"] - seconds * FPS_CAP) <= 1, "frames as the 15 fps cap says"
+    assert abs(out["frames"] / FPS_CAP - seconds) <= 1 / FPS_CAP, "duration within one frame"
+    assert out["has_audio"] and out["audio_codec"] == "aac"
+    assert abs(onset(out["audio_pcm"], out["audio_rate"]) - delay) <= 1 / FPS_CAP, "the tone starts when it did"
+    assert out["audio_seconds"] <= seconds + 1 / FPS_CAP
+
+
+def test_a_long_clip_is_cut_and_the_note_says_so(negative: NegativeEngine) -> None:
+    clip = make_mp4(zoom_frames(example("rocket.jpg"), (192, 256), 36), 36, 12, audio_seconds=3.0, audio_delay=0.25)
+    result = negative.stylize_clip_bytes(clip, "shinkai", faces=False, limits=ClipLimits(max_seconds=1.5))
+    out = describe(result.data)
+    assert result.notes == (cut_note(1.5),)
+    assert abs(out["frames"] / 12 - 1.5) <= 1 / 12, "12 fps is under the cap: kept"
+    assert abs(out["audio_seconds"] - 1.5) <= 1 / 12, "the sound is cut with the picture"
+    assert abs(onset(out["audio_pcm"], out["audio_rate"]) - 0.25) <= 1 / 12
+
+
+def test_a_header_claiming_ten_hours_gives_the_real_length(negative: NegativeEngine) -> None:
+    clip = claim_ten_hours(make_mp4(still_frames(example(), (128, 96)), 12, 12))
+    with av.open(io.BytesIO(clip)) as container:
+        assert container.duration / av.time_base > 3600, "the header really claims hours"
+    result = negative.stylize_clip_bytes(clip, "shinkai", strength=0.0, faces=False)
+    assert describe(result.data)["frames"] == 12
+    assert result.notes == ()
+
+
+def test_variable_frame_rate_is_resampled_at_even_times(negative: NegativeEngine) -> None:
+    times = [index / 30 for index in range(45) if index % 7 != 3 and index % 11 != 5]  # 30 fps with dropped frames
+    clip = make_mp4(pan_frames(example(), (128, 96), len(times), step=6), len(times), 30, times=times)
+    plan = scan(clip, ClipLimits())
+    assert plan.fps == FPS_CAP
+    assert abs(plan.frames - 1.5 * FPS_CAP) <= 1
+    source = list(frames_of(clip))
+    for index, frame in enumerate(read_frames(clip, plan)):
+        on_screen = max(i for i, t in enumerate(times) if t <= index / FPS_CAP + 1e-3)
+        assert np.abs(frame.astype(int) - source[on_screen].astype(int)).mean() < 2, f"frame {index}"
+
+
+def test_frames_are_dropped_evenly_to_the_cap(negative: NegativeEngine) -> None:
+    clip = make_mp4(pan_frames(example(), (128, 96), 30, step=8), 30, 30)  # 1 s at 30 fps
+    plan = scan(clip, ClipLimits())
+    assert (plan.fps, plan.frames) == (FPS_CAP, 15)
+    source = list(frames_of(clip))
+    for index, frame in enumerate(read_frames(clip, plan, 4, 9), start=4):  # a chunk in the middle: seeks
+        assert np.abs(frame.astype(int) - source[2 * index].astype(int)).mean() < 2, f"frame {index} is source {2 * index}"
+
+
+def test_a_gif_comes_back_as_a_silent_animation(negative: NegativeEngine) -> None:
+    gif = make_gif(zoom_frames(example("coffee.jpg"), (160, 120), 10), 10, 10)
+    result = negative.stylize_clip_bytes(gif, "shinkai", faces=False)
+    out = describe(result.data)
+    assert out["codec"] == "h264" and not out["has_audio"]
+    assert abs(out["frames"] - 10) <= 1
+    plan = scan(gif, ClipLimits())
+    assert plan.animation and not plan.has_audio
+
+
+def test_a_webm_with_opus_sound_comes_back_as_mp4_with_aac(negative: NegativeEngine) -> None:
+    clip = make_webm(pan_frames(example(), (160, 120), 12), 12, 12, audio_seconds=1.0)
+    out = describe(negative.stylize_clip_bytes(clip, "shinkai", faces=False).data)
+    assert (out["codec"], out["frames"], out["audio_codec"], out["audio_rate"]) == ("h264", 12, "aac", 48000)
+    assert abs(out["audio_seconds"] - 1.0) <= 1 / 12
+
+
+def test_a_round_clip_stays_square(negative: NegativeEngine) -> None:
+    clip = make_mp4(zoom_frames(example("astronaut.jpg"), (240, 240), 12), 12, 12, audio_seconds=1.0)
+    result = negative.stylize_clip_bytes(clip, "shinkai", faces=False)
+    out = describe(result.data)
+    assert out["width"] == out["height"] == 240
+    assert out["has_audio"]
+
+
+def test_a_big_clip_is_drawn_at_512_px(negative: NegativeEngine) -> None:
+    clip = make_mp4(still_frames(example("rocket.jpg"), (640, 480)), 3, 12)
+    plan = scan(clip, ClipLimits())
+    assert (plan.width, plan.height) == (512, 384)
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_rotation_metadata_is_honoured(negative: NegativeEngine, rotation: int) -> None:
+    stored = np.asarray(still_frames(example("rocket.jpg"), (192, 128))(0))
+    clip = make_mp4(lambda index: stored, 3, 12, rotation=rotation)
+    result = negative.stylize_clip_bytes(clip, "shinkai", strength=0.0, faces=False)
+    first = next(frames_of(result.data)).astype(int)
+    upright = np.rot90(stored, k=rotation // 90).astype(int)
+    assert first.shape == upright.shape == (192, 128, 3)
+    assert np.abs(first - upright).mean() < 4
+    assert np.abs(first - np.rot90(stored, k=-rotation // 90).astype(int)).mean() > 20
+
+
+def test_ten_bit_video_is_read(negative: NegativeEngine) -> None:
+    picture = still_frames(example("coffee.jpg"), (128, 96))(0)
+    clip = make_mp4(lambda index: picture, 4, 12, pix_fmt="yuv420p10le")
+    result = negative.stylize_clip_bytes(clip, "shinkai", strength=0.0, faces=False)
+    assert np.abs(next(frames_of(result.data)).astype(int) - picture.astype(int)).mean() < 8, "colours as they were"
+
+
+# --- bad input: a plain message each ---
+
+
+def test_bad_clips_get_plain_messages(negative: NegativeEngine) -> None:
+    good = make_mp4(still_frames(example(), (128, 96)), 12, 12, audio_seconds=1.0)
+    cases = {
+        b"": EMPTY,
+        b"this is not a video at all" * 40: NOT_A_CLIP,
+        good[: len(good) // 2]: DAMAGED,  # the index (moov) is at the end: cut off
+        make_audio_only(): NO_VIDEO,
+    }
+    for data, message in cases.items():
+        with pytest.raises(UnsupportedClip) as raised:
+            negative.stylize_clip_bytes(data, "shinkai", faces=False)
+        assert raised.value.message == message
+    with pytest.raises(ImageTooLarge, match="7680x4320"):
+        negative.stylize_clip_bytes(make_8k(), "shinkai", faces=False)
+
+
+def test_a_truncated_faststart_clip_gives_what_was_received(negative: NegativeEngine) -> None:
+    clip = make_mp4(pan_frames(example(), (128, 96), 24), 24, 12, faststart=True)
+    result = negative.stylize_clip_bytes(clip[: len(clip) * 2 // 3], "shinkai", faces=False)
+    assert 1 <= describe(result.data)["frames"] <= 24
+
+
+# --- no flicker, with the real style ---
+
+
+def test_a_still_clip_gives_still_frames(engine: Engine) -> None:
+    clip = make_mp4(still_frames(example("astronaut.jpg"), (192, 192)), 6, 12)
+    frames = list(frames_of(engine.stylize_clip_bytes(clip, "shinkai").data))
+    assert len(frames) == 6
+    assert np.abs(frames[0].astype(int) - still_frames(example("astronaut.jpg"), (192, 192))(0)).mean() > 8, "styled"
+    assert max(np.abs(a.astype(np.float32) - b).mean() for a, b in zip(frames, frames[1:])) <= STILL_MAX_MAD
+
+
+def test_a_pan_flickers_no_more_than_a_flicker_free_stylization(engine: Engine) -> None:
+    """The flicker index: the output's frame-to-frame change against that of the same pan cut from one picture
+    stylized once (which cannot flicker). The issue's literal measure, against the input itself, cannot hold for
+    any style that adds contrast: that flicker-free reference already scores about 2.6 on it (see the report)."""
+    step, count, size = 4, 10, (192, 144)
+    pan = pan_frames(example("chelsea.jpg"), size, count, step=step)
+    clip = make_mp4(pan, count, 12)
+    strip = np.concatenate([pan(0)] + [pan(index)[:, -step:] for index in range(1, count)], axis=1)
+    assert np.array_equal(strip[:, step * 5 : step * 5 + size[0]], pan(5)), "the frames are crops of one strip"
+    whole = to_uint8(engine.stylize(to_tensor(strip), "shinkai")[0])
+    reference = [whole[:, index * step : index * step + size[0]] for index in range(count)]
+    output = list(frames_of(engine.stylize_clip_bytes(clip, "shinkai").data))
+    assert len(output) == count
+    ratio = mean_change(output) / mean_change(reference)
+    assert ratio <= FLICKER_MAX_RATIO, f"flicker index {ratio:.2f}"
+
+
+def test_the_cli_stylizes_a_clip_beside_it(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    source = tmp_path / "pan.mp4"
+    source.write_bytes(make_mp4(pan_frames(example(), (128, 96), 30), 30, 12, audio_seconds=2.5))
+    monkeypatch.setenv("ANIMEBOT_CLIP_MAX_SECONDS", "1")
+    assert main(["stylize", str(source), "--no-faces", "-q"]) == 0
+    out = describe((tmp_path / "pan_shinkai.mp4").read_bytes())
+    assert out["has_audio"] and abs(out["frames"] - 12) <= 1
