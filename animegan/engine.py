@@ -217,7 +217,9 @@ class Engine:
 
     def join_clip(self, data: bytes, plan: ClipPlan, segments: list[tuple[int, bytes]]) -> Stylized:
         """The finished clip: the segments in order with the source's sound (H.264 MP4, faststart)."""
-        return Stylized(join_segments(data, plan, segments), VIDEO_MIME, plan.width, plan.height, plan.notes)
+        most_faces = max((len(frame) for frame in plan.faces), default=0)
+        return Stylized(join_segments(data, plan, segments), VIDEO_MIME, plan.width, plan.height, plan.notes,
+                        faces=most_faces)
 
     def stylize_clip_bytes(
         self,

@@ -216,6 +216,11 @@ def test_a_still_clip_gives_still_frames(engine: Engine) -> None:
     assert max(np.abs(a.astype(np.float32) - b).mean() for a, b in zip(frames, frames[1:])) <= STILL_MAX_MAD
 
 
+def test_a_face_in_a_clip_is_tracked_and_counted(engine: Engine) -> None:
+    clip = make_mp4(zoom_frames(example("astronaut.jpg"), (384, 384), 4, zoom=1.1), 4, 12)
+    assert engine.stylize_clip_bytes(clip, "shinkai").faces == 1
+
+
 def test_a_pan_flickers_no_more_than_a_flicker_free_stylization(engine: Engine) -> None:
     """The flicker index: the output's frame-to-frame change against that of the same pan cut from one picture
     stylized once (which cannot flicker). The issue's literal measure, against the input itself, cannot hold for
