@@ -187,7 +187,7 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 _("• /settings – style, strength, face pass and language"),
                 _("• /forget – delete everything I keep about you"),
                 _("• in groups, mention me in the photo's caption or reply to me"),
-                _("Files up to {megabytes} MB.", megabytes=f"{limit / 2**20:.0f}"),
+                _("Files up to {megabytes} MB.", megabytes=round(limit / 2**20)),
             ]
         )
     )
