@@ -266,7 +266,8 @@ async def test_commands_are_synced_globally_with_the_service_styles(bot: Bot) ->
     assert options["image"]["required"] is True
     assert (options["strength"]["min_value"], options["strength"]["max_value"]) == (0.0, 1.0)
     assert commands["Animefy"]["type"] == MESSAGE_COMMAND
-    assert sorted(commands["anime"]["contexts"]) == [0, 1]  # guilds and the bot's DMs
+    assert sorted(commands["anime"]["contexts"]) == [0, 1, 2]  # guilds, the bot's DMs, other DMs and group DMs
+    assert sorted(commands["anime"]["integration_types"]) == [0, 1]  # installed to a server or to a person
     assert not bot.fake.refused()
 
 
