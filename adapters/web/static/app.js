@@ -19,17 +19,25 @@ const STAGE_SPANS = {
   done: [100, 100],
 };
 
-const MESSAGES = {
-  offline: "Can't reach the AnimeBot server. Check that it is still running, then try again.",
-  timeout: "The server took too long to answer. Please try again.",
-  slow: "This is taking much longer than it should, so the page stopped waiting. Please try again.",
-  notImage: (kind) => `That file is not a photo (it is ${kind}). Please choose a JPEG, PNG, WebP or HEIC image.`,
-  tooBig: (size, limit) => `This file is ${size}; the largest photo accepted is ${limit}.`,
-  badKey: "That key was not accepted. Check it and try again.",
-  lost: "The connection to the server was lost while your photo was being made. Please try again.",
-};
-
 const $ = (id) => document.getElementById(id);
+
+// The page's sentences in its language: the server puts the catalogue in #texts (msgid -> translation);
+// a msgid missing there is shown as it is (English).
+const TEXTS = JSON.parse($("texts")?.textContent || "{}");
+function t(msgid, params = {}) {
+  const text = TEXTS[msgid] || msgid;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+const MESSAGES = {
+  offline: t("Can't reach the AnimeBot server. Check that it is still running, then try again."),
+  timeout: t("The server took too long to answer. Please try again."),
+  slow: t("This is taking much longer than it should, so the page stopped waiting. Please try again."),
+  notImage: (kind) => t("That file is not a photo (it is {kind}). Please choose a JPEG, PNG, WebP or HEIC image.", { kind }),
+  tooBig: (size, limit) => t("This file is {size}; the largest photo accepted is {limit}.", { size, limit }),
+  badKey: t("That key was not accepted. Check it and try again."),
+  lost: t("The connection to the server was lost while your photo was being made. Please try again."),
+};
 
 const state = {
   config: null,
@@ -75,7 +83,7 @@ async function request(path, { method = "GET", body = null, timeout = REQUEST_TI
 }
 
 async function errorFrom(response) {
-  let message = `The server answered with an error (${response.status}). Please try again.`;
+  let message = t("The server answered with an error ({status}). Please try again.", { status: response.status });
   let code = "";
   try {
     const data = await response.json();
@@ -109,7 +117,7 @@ function setBusy(busy) {
 function updateGoButton() {
   const go = $("go");
   go.disabled = state.busy || !state.style || !(state.file || state.source);
-  go.textContent = state.busy ? "Working…" : (state.resultUrl ? "Animate again" : "Animate my photo");
+  go.textContent = state.busy ? t("Working…") : (state.resultUrl ? t("Animate again") : t("Animate my photo"));
 }
 
 // ---------------------------------------------------------------- configuration, key, styles, examples
@@ -120,7 +128,7 @@ async function loadConfig() {
   $("max-size").textContent = formatBytes(state.config.max_upload_bytes);
   if (state.config.api_key_required && !state.apiKey) {
     $("key-panel").hidden = false;
-    $("styles").innerHTML = '<p class="muted">Enter the API key above to see the styles.</p>';
+    $("styles").innerHTML = `<p class="muted">${t("Enter the API key above to see the styles.")}</p>`;
     return false;
   }
   return true;
@@ -244,10 +252,10 @@ function checkFile(file) {
 }
 
 function describeType(mime) {
-  if (mime.startsWith("text/")) return "a text file";
-  if (mime === "application/pdf") return "a PDF";
-  if (mime.startsWith("video/")) return "a video";
-  return `a file of type ${mime}`;
+  if (mime.startsWith("text/")) return t("a text file");
+  if (mime === "application/pdf") return t("a PDF");
+  if (mime.startsWith("video/")) return t("a video");
+  return t("a file of type {mime}", { mime });
 }
 
 function chooseFile(file) {
@@ -274,7 +282,7 @@ function previewFailed() {
   if (!state.file) return;
   $("preview").hidden = true;
   const note = $("preview-note");
-  note.textContent = `${state.file.name}: this browser can't show a preview of it, but it can still be animated.`;
+  note.textContent = t("{name}: this browser can't show a preview of it, but it can still be animated.", { name: state.file.name });
   note.hidden = false;
 }
 
@@ -352,16 +360,16 @@ function showProgress(event) {
   const value = Math.max(Number(bar.value), percent);
   bar.value = value;
   bar.textContent = `${value} %`;
-  let label = event.label || "Working";
+  let label = event.label ? t(event.label) : t("Working");
   if (event.stage === "queued" && event.position) {
-    label = event.position === 1 ? "Queued: you are next" : `Queued: ${event.position - 1} photos ahead of yours`;
+    label = event.position === 1 ? t("Queued: you are next") : t("Queued: {ahead} photos ahead of yours", { ahead: event.position - 1 });
   }
   $("progress-label").textContent = `${label}… ${value} %`;
 }
 
 function startProgress() {
   $("progress").value = 0;
-  $("progress-label").textContent = "Sending your photo…";
+  $("progress-label").textContent = t("Sending your photo…");
   $("progress-card").hidden = false;
 }
 
@@ -447,7 +455,7 @@ async function showResult(job, finished) {
   download.href = state.resultUrl;
   download.download = `anime-${finished.result.style}.${extension}`;
   const notes = $("result-notes");
-  notes.textContent = (finished.result.notes || []).join(" ");
+  notes.textContent = (finished.result.notes || []).map((note) => t(note)).join(" ");
   notes.hidden = !notes.textContent;
   $("progress-card").hidden = true;
   $("result-card").hidden = false;
@@ -468,7 +476,7 @@ async function animate() {
     await showResult(job, finished);
   } catch (error) {
     $("progress-card").hidden = true;
-    showError($("go-error"), error.message || MESSAGES.offline);
+    showError($("go-error"), error.message ? t(error.message) : MESSAGES.offline);
     if (error.status === 401) $("key-panel").hidden = false; // the server's key changed since the page loaded
   } finally {
     setBusy(false);
