@@ -666,15 +666,16 @@ class FakeDiscord:
         if user_install:
             # The bot is not there: no guild object or member list, only the ids, and the person's authorization.
             channel_id = self._snowflake()
+            private = {
+                "id": str(channel_id),
+                "type": GROUP_DM,
+                "flags": 0,
+                "last_message_id": None,
+                "recipients": [user.to_json()],
+            }
             payload |= {
                 "channel_id": str(channel_id),
-                "channel": {
-                    "id": str(channel_id),
-                    "type": GROUP_DM if group_dm or guild_id is None else 0,
-                    "flags": 0,
-                    "last_message_id": None,
-                    "recipients": [user.to_json()],
-                },
+                "channel": private if guild_id is None else _guild_channel(channel_id, guild_id),
                 "context": GUILD_CONTEXT if guild_id is not None else PRIVATE_CHANNEL_CONTEXT,
                 "authorizing_integration_owners": {"1": str(user.id)},
             }
