@@ -52,6 +52,12 @@ from adapters.telegram_settings import (
     translator_for,
 )
 from adapters.telegram_status import StatusLine, best_effort, status_text
+from adapters.telegram_stickers import (
+    ADD_TO_PACK_DATA_PATTERN,
+    STICKER_DATA_PATTERN,
+    on_add_to_pack,
+    on_sticker_button,
+)
 from animegan.manifest import Style
 from bot.config import Settings
 from bot.i18n import ENGLISH, N_, Translator, pick_language
@@ -445,6 +451,8 @@ def build_application(settings: Settings, service: Service) -> Application:
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(CallbackQueryHandler(on_settings_button, pattern=SETTINGS_DATA_PATTERN))
     application.add_handler(CallbackQueryHandler(on_album_button, pattern=ALBUM_DATA_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_sticker_button, pattern=STICKER_DATA_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_add_to_pack, pattern=ADD_TO_PACK_DATA_PATTERN))
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_error_handler(on_error)
     return application

@@ -28,6 +28,7 @@ from telegram.ext import ContextTypes
 from adapters.telegram_buttons import NOOP_DATA, Look, caption, keyboard
 from adapters.telegram_settings import chat_settings, effective_style, person_owner, translator_for
 from adapters.telegram_status import best_effort
+from adapters.telegram_stickers import STICKER_DATA
 from animegan.manifest import Style
 from bot.i18n import Translator
 from bot.jobs import JobError, JobHandle, JobResult, JobRequest, PersonQueueFull
@@ -91,6 +92,7 @@ def album_keyboard(look: Look, styles: list[Style], _: Translator) -> InlineKeyb
                 button.text, callback_data=ALBUM_DATA_PREFIX + str(button.callback_data)
             )
             for button in row
+            if button.callback_data != STICKER_DATA  # a sticker is of one picture, not of an album
         ]
         for row in single.inline_keyboard
     ]

@@ -20,6 +20,7 @@ from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobError, JobHandle, JobProgress, JobStage
 from bot.restyle import FULL_STRENGTH, restyle_status
 from adapters.telegram_status import StatusLine, best_effort
+from adapters.telegram_stickers import sticker_button
 
 STRENGTH_STEP = 25
 STYLE_BUTTONS_PER_ROW = 3
@@ -69,7 +70,12 @@ def keyboard(look: Look, styles: Iterable[Style], _: Translator = ENGLISH) -> In
     weaker = Look(look.key, look.style, max(STRENGTH_STEP, look.strength - STRENGTH_STEP))
     stronger = Look(look.key, look.style, min(FULL_STRENGTH, look.strength + STRENGTH_STEP))
     rows.append([button(_("− strength"), weaker), button(_("+ strength"), stronger)])
-    rows.append([button((CURRENT_MARK if not look.strength else "") + _("Original"), Look(look.key, look.style, 0))])
+    rows.append(
+        [
+            button((CURRENT_MARK if not look.strength else "") + _("Original"), Look(look.key, look.style, 0)),
+            sticker_button(_),
+        ]
+    )
     return InlineKeyboardMarkup(rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from types import TracebackType
@@ -191,6 +192,15 @@ class Service:
         if self.shared is None:
             return self.sources.get(key)
         return await self.shared[0].get(key)
+
+    async def sticker(self, image: bytes) -> bytes:
+        """``image`` as a 512 px WEBP sticker (in a thread: Pillow work stays off the event loop).
+
+        Raises ``ValueError`` when the bytes are not an image.
+        """
+        from bot.stickers import sticker_webp  # Pillow: loaded only when a sticker is asked for
+
+        return await asyncio.to_thread(sticker_webp, image)
 
     def stats(self) -> dict[str, int | float]:
         """The queue's numbers plus people refused by the rate limit and source photos held (in this process)."""

@@ -81,6 +81,12 @@ def test_errors_made_in_bot_are_said_in_the_persons_language() -> None:
     russian = Translator("ru").say(refusal)
     assert "10" in russian and "3 секунды" in russian
     assert Translator("ja").say(person_busy_message(2)).startswith("すでに 2 枚")
+    # Russian has three plural forms: 1 and 21 take the first, 3 the second, 5 the third.
+    forms = [Translator("ru").say(person_busy_message(n)).split(" в очереди")[0] for n in (1, 21, 3, 5)]
+    assert forms == ["У вас уже 1 фото", "У вас уже 21 фото", "У вас уже 3 фото", "У вас уже 5 фото"]
+    assert [Translator("ru").say(retry_message(10, n)).rsplit(" ", 1)[1] for n in (1, 21, 3, 5)] == [
+        "секунду.", "секунду.", "секунды.", "секунд."
+    ]
     assert Translator("es").say("The bot is busy right now. Please try again in a minute.").startswith("El bot")
     assert Translator("es").say("no such message") == "no such message"
     assert Translator("en").say(Text("Style: {style}", style="Hayao")) == "Style: Hayao"

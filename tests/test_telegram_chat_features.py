@@ -332,3 +332,39 @@ async def test_two_front_ends_on_redis_share_the_settings(
         await front_end.stop()
     assert help_reply["text"].startswith("Пришлите фото")
     assert not list(tmp_path.glob("*/settings.sqlite3"))  # kept in Redis, not in a file of either front end
+
+
+# ---- stickers -----------------------------------------------------------------------------------------------------
+
+
+@module_loop
+async def test_sticker_button_makes_a_512_px_webp_and_the_pack_is_created_then_added_to(
+    telegram: FakeTelegram, service: Service, coffee: np.ndarray
+) -> None:
+    user = new_user()
+    chat = telegram.private_chat(user)
+    async with bot(telegram, service):
+        for round_number in (1, 2):
+            sent = telegram.send_photo(user, chat, jpeg(np.roll(coffee, 50 * round_number, axis=1)))
+            (reply,) = await replies(telegram, sent, kind="photo")
+            telegram.press_button(user, reply, settings_buttons(reply)["🎨 Sticker"])
+            await telegram.wait_until(lambda: len(telegram.calls_to("sendSticker", chat.id)) == round_number, REPLY_TIMEOUT)
+            sticker_message = [m for m in telegram.bot_messages(chat.id) if "sticker" in m][-1]
+            telegram.press_button(user, sticker_message, settings_buttons(sticker_message)["Add to my sticker pack"])
+            await telegram.wait_until(
+                lambda: sum("Your sticker pack" in m.get("text", "") for m in telegram.bot_messages(chat.id)) == round_number,
+                REPLY_TIMEOUT,
+            )
+
+    upload = telegram.calls_to("sendSticker", chat.id)[0].files["sticker"].data
+    picture = decoded(upload)
+    assert picture.format == "WEBP" and max(picture.size) == 512
+    assert picture.size == (512, round(512 * 240 / 360))  # the result's shape, long side 512
+    (created,) = telegram.calls_to("createNewStickerSet")
+    (added,) = telegram.calls_to("addStickerToSet")
+    name = f"anime_{user.id}_by_{telegram.bot_user.username}"
+    assert created.params["name"] == added.params["name"] == name
+    assert len(telegram.sticker_sets[name]["stickers"]) == 2 and telegram.sticker_sets[name]["owner"] == user.id
+    assert await service.chat_settings.sticker_set(f"telegram:{user.id}") == name
+    assert f"https://t.me/addstickers/{name}" in telegram.bot_messages(chat.id)[-1]["text"]
+    assert not telegram.refused()
