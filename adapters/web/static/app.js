@@ -48,6 +48,7 @@ const state = {
   style: null,
   resultUrl: null,
   busy: false,
+  batch: [],           // several photos chosen at once
 };
 
 class PlainError extends Error {
@@ -117,7 +118,9 @@ function setBusy(busy) {
 function updateGoButton() {
   const go = $("go");
   go.disabled = state.busy || !state.style || !(state.file || state.source);
-  go.textContent = state.busy ? t("Working…") : (state.resultUrl ? t("Animate again") : t("Animate my photo"));
+  go.textContent = state.busy ? t("Working…")
+    : state.batch.length > 1 ? t("Animate my photos")
+    : (state.resultUrl ? t("Animate again") : t("Animate my photo"));
 }
 
 // ---------------------------------------------------------------- configuration, key, styles, examples
@@ -234,7 +237,7 @@ async function runExample(example) {
   clearErrors();
   try {
     const blob = await (await request(example.url)).blob();
-    chooseFile(new File([blob], example.name, { type: blob.type || "image/jpeg" }));
+    chooseFiles([new File([blob], example.name, { type: blob.type || "image/jpeg" })]);
   } catch (error) {
     showError($("go-error"), error.message);
     return;
@@ -258,8 +261,30 @@ function describeType(mime) {
   return t("a file of type {mime}", { mime });
 }
 
-function chooseFile(file) {
+// Several photos at once: each becomes its own job and its own result card (one after another, so a person's
+// photos never crowd the queue). One photo keeps the single-photo flow with its before/after slider.
+function chooseFiles(files) {
+  state.batch = [];
+  if (files.length === 1) {
+    chooseFile(files[0]);
+    return;
+  }
   clearErrors();
+  const problems = files.map((file) => [file, checkFile(file)]).filter(([, problem]) => problem);
+  const usable = files.filter((file) => !checkFile(file));
+  if (problems.length) showError($("photo-error"), problems.map(([file, problem]) => `${file.name}: ${problem}`).join(" "));
+  if (!usable.length) return;
+  chooseFile(usable[0], { keepErrors: true });
+  state.batch = usable;
+  const note = $("preview-note");
+  note.textContent = t("{count} photos chosen: each gets its own result.", { count: usable.length });
+  note.hidden = false;
+  updateGoButton();
+}
+
+function chooseFile(file, { keepErrors = false } = {}) {
+  if (!keepErrors) clearErrors();
+  state.batch = [];
   const problem = checkFile(file);
   if (problem) {
     showError($("photo-error"), problem);
@@ -300,7 +325,7 @@ function wireUpload() {
     }
   });
   input.addEventListener("change", () => {
-    if (input.files.length) chooseFile(input.files[0]);
+    if (input.files.length) chooseFiles([...input.files]);
     input.value = "";
   });
   // Dropping anywhere on the page counts; without this the browser would open the file and leave the page.
@@ -314,8 +339,8 @@ function wireUpload() {
   window.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dragging");
-    const file = event.dataTransfer && event.dataTransfer.files[0];
-    if (file) chooseFile(file);
+    const files = event.dataTransfer ? [...event.dataTransfer.files] : [];
+    if (files.length) chooseFiles(files);
   });
   document.addEventListener("paste", (event) => {
     const file = event.clipboardData && [...event.clipboardData.files][0];
@@ -462,7 +487,76 @@ async function showResult(job, finished) {
   $("result-card").scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
 
+// A 512 px WEBP of a picture (its long side 512, as chat stickers are), made by the browser itself.
+async function stickerOf(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const scale = 512 / Math.max(bitmap.width, bitmap.height);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return await new Promise((resolve) => canvas.toBlob(resolve, "image/webp", 0.9));
+}
+
+function addBatchCard(file, result, blob) {
+  const card = document.createElement("figure");
+  card.className = "batch-card";
+  const image = document.createElement("img");
+  image.src = URL.createObjectURL(blob);
+  image.alt = t("{name} in anime style", { name: file.name });
+  const caption = document.createElement("figcaption");
+  caption.textContent = file.name;
+  const actions = document.createElement("div");
+  actions.className = "result-actions";
+  const download = document.createElement("a");
+  download.className = "button";
+  download.href = image.src;
+  download.download = `${file.name.replace(/\.[^.]*$/, "")}-${result.style}.jpg`;
+  download.textContent = t("Download");
+  const sticker = document.createElement("a");
+  sticker.className = "button button-soft";
+  sticker.textContent = t("Sticker (512 px WEBP)");
+  sticker.download = `${file.name.replace(/\.[^.]*$/, "")}-sticker.webp`;
+  stickerOf(blob).then((webp) => { sticker.href = URL.createObjectURL(webp); });
+  actions.append(download, sticker);
+  card.append(image, caption, actions);
+  $("batch-results").append(card);
+}
+
+async function animateBatch() {
+  clearErrors();
+  setBusy(true);
+  $("batch-results").innerHTML = "";
+  $("batch-card").hidden = false;
+  $("result-card").hidden = true;
+  const files = state.batch;
+  try {
+    for (const [index, file] of files.entries()) {
+      startProgress();
+      $("progress-label").textContent = t("Photo {number} of {total}…", { number: index + 1, total: files.length });
+      state.file = file;
+      state.source = null;
+      try {
+        const job = await submitJob();
+        showProgress({ stage: "queued", position: job.position, label: "Queued", fraction: 0 });
+        const finished = await followJob(job);
+        const blob = await (await request(job.result_url)).blob();
+        addBatchCard(file, finished.result, blob);
+      } catch (error) {
+        showError($("go-error"), `${file.name}: ${error.message ? t(error.message) : MESSAGES.offline}`);
+        if (error.status === 401) break;
+      }
+    }
+  } finally {
+    $("progress-card").hidden = true;
+    state.file = files[0];
+    state.source = null;
+    setBusy(false);
+  }
+}
+
 async function animate() {
+  if (state.batch.length > 1) return animateBatch();
   if (state.busy || !state.style || !(state.file || state.source)) return;
   clearErrors();
   setBusy(true);
