@@ -36,6 +36,7 @@ from adapters.discord_i18n import (
     localized,
 )
 from adapters.discord_replies import apologize, check_allowed
+from adapters.discord_stickers import StickerButton
 from adapters.discord_result import USER_PREFIX, StyleButton, follow, show_result
 from bot.jobs import STAGE_LABELS, JobError, JobProgress, JobRequest, JobStage
 from bot.i18n import ENGLISH, N_, Translator
@@ -79,7 +80,7 @@ class AnimeClient(discord.Client):
 
     async def setup_hook(self) -> None:
         """Register the style buttons and sync the commands globally (after login, before the gateway)."""
-        self.add_dynamic_items(StyleButton)
+        self.add_dynamic_items(StyleButton, StickerButton)
         await self.tree.set_translator(CatalogueTranslator())
         try:
             synced = await self.tree.sync()

@@ -24,6 +24,7 @@ import discord
 
 from adapters.discord_i18n import interaction_translator
 from adapters.discord_replies import apologize, check_allowed, is_owner
+from adapters.discord_stickers import STICKER_LABEL, StickerButton
 from bot.i18n import ENGLISH, N_, Translator
 from bot.jobs import JobError, JobHandle, JobProgress, JobRequest, JobResult, JobStage
 from bot.restyle import FULL_STRENGTH, restyle_status
@@ -160,6 +161,7 @@ def result_view(
                 look, label=label, role=role, current=look == current, pending=look == pending, row=controls_row
             )
         )
+    view.add_item(StickerButton(current.key, current.style, current.percent, label=_(STICKER_LABEL), row=controls_row))
     return view
 
 

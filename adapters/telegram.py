@@ -206,7 +206,7 @@ async def on_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = translator_for(settings, update)
     current = effective_style(settings, service)
     lines = [
-        f"{'✓' if style.name == current else '•'} {style.name} – {style.title}: {style.description}"
+        f"{'✓' if style.name == current else '•'} {style.name} – {style.title}: {_(style.description)}"
         for style in service.styles()
     ]
     await update.effective_message.reply_text("\n".join(lines) + "\n\n" + _("Non-commercial use only."))

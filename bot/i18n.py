@@ -18,8 +18,10 @@ import functools
 import gettext
 import io
 import re
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -140,3 +142,13 @@ def from_accept_language(header: str | None) -> str:
         weight = float(match.group(2)) if match.group(2) else 1.0
         ranked.append((-weight, index, match.group(1)))
     return pick_language(*(tag for negative_weight, _, tag in sorted(ranked) if negative_weight < 0))
+
+
+def extract_manifest(
+    fileobj: IO[bytes], keywords: object, comment_tags: object, options: dict[str, Any]
+) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """Babel extractor for ``weights/manifest.toml``: each style's ``description`` (shown by ``/styles``)."""
+    styles = tomllib.loads(fileobj.read().decode("utf-8")).get("styles", {})
+    for style in styles.values():
+        if style.get("description"):
+            yield 0, None, style["description"], []

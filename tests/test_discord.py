@@ -172,7 +172,7 @@ def image_of(message: dict | None) -> dict | None:
     return message["attachments"][0]
 
 
-CONTROLS = ["less", "more", "orig"]
+CONTROLS = ["less", "more", "orig", "sticker"]
 
 
 def buttons_of(message: dict) -> dict[str, dict]:

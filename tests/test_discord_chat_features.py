@@ -6,7 +6,10 @@ Fixtures and helpers come from ``test_discord`` (one worker, tiny photos).
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from adapters.discord import NO_IMAGE
 from bot.i18n import Translator
@@ -103,3 +106,21 @@ async def test_replies_follow_the_persons_discord_language(bot: Bot) -> None:
     token = await fake.send(fake.message_command(CARL, "Animefy", target, guild_id=fake.guild_id, locale="ja"))
     reply = await private_reply(fake, token)
     assert reply["content"] == Translator("ja")(NO_IMAGE) != NO_IMAGE
+
+
+async def test_sticker_button_sends_the_picture_as_a_512_px_webp_privately(bot: Bot, photo: bytes) -> None:
+    fake = bot.fake
+    token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    message = await finished(fake, token, "anime-shinkai.jpg")
+    sticker_button = next(
+        b for row in message["components"] for b in row["components"] if b["custom_id"].endswith(":sticker")
+    )
+    press = await fake.send(fake.press_button(CARL, message, sticker_button["custom_id"], guild_id=fake.guild_id))
+    await fake.wait_until(lambda: any(image_of(m) for m in fake.followups(press)) or bool(fake.refused()), RESULT_TIMEOUT)
+    assert not fake.refused()
+    (reply,) = [m for m in fake.followups(press) if image_of(m)]
+    assert reply["flags"] & EPHEMERAL
+    attachment = image_of(reply)
+    assert attachment["filename"] == "anime-shinkai-sticker.webp"
+    sticker = Image.open(io.BytesIO(fake.file(attachment)))
+    assert sticker.format == "WEBP" and max(sticker.size) == 512

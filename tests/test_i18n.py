@@ -18,14 +18,19 @@ from bot.pool import person_busy_message
 REPO = Path(__file__).resolve().parents[1]
 # The same keywords as the extraction command in bot/locale/README.md.
 KEYWORDS = {"_": None, "N_": None, "Text": None, "plural": (1, 2), "localized": None, "t": None}
-METHODS = [("**.py", "python"), ("**.html", "adapters.web.page_text:extract_page"), ("**.js", "javascript")]
+METHODS = [
+    ("**.py", "python"),
+    ("**.html", "adapters.web.page_text:extract_page"),
+    ("**.js", "javascript"),
+    ("manifest.toml", "bot.i18n:extract_manifest"),  # the styles' descriptions (/styles)
+]
 TRANSLATED = sorted(set(LANGUAGES) - {"en"})
 
 
 def code_messages() -> dict[str | tuple[str, str], str]:
     """Every msgid the code marks, with where it is."""
     found: dict[str | tuple[str, str], str] = {}
-    for folder in ("adapters", "bot"):
+    for folder in ("adapters", "bot", "weights"):
         for filename, line, message, _comments, _context in extract_from_dir(
             REPO / folder, METHODS, keywords=KEYWORDS, strip_comment_tags=True
         ):
