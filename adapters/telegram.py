@@ -250,7 +250,7 @@ async def on_style(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, videos, voice...: a short reply (in groups only when addressed)."""
     message = update.effective_message
-    if not is_addressed(message, context.bot):
+    if not is_addressed(message, context.bot) and not context.bot_data[ALBUMS_KEY].is_collecting(message):
         return
     if message.media_group_id is not None and context.bot_data[ALBUMS_KEY].collect(update, context, image=False):
         return  # a video in an album of photos: the album's answer says it was skipped
@@ -269,7 +269,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo or an image file: check its size, download it, run a job with a live status line, reply with it."""
     message = update.effective_message
-    if not is_addressed(message, context.bot):
+    if not is_addressed(message, context.bot) and not context.bot_data[ALBUMS_KEY].is_collecting(message):
         return
     document = message.document
     is_image = document is None or looks_like_image(document.mime_type, document.file_name)

@@ -78,11 +78,6 @@ def _service(context: ContextTypes.DEFAULT_TYPE) -> Service:
     return context.bot_data[SERVICE_KEY]
 
 
-def album_data(look: Look) -> str:
-    """The callback data of an album button: the album record's key, a style and a strength."""
-    return ALBUM_DATA_PREFIX + look.to_callback_data()
-
-
 def album_keyboard(look: Look, styles: list[Style], _: Translator) -> InlineKeyboardMarkup:
     """The photo keyboard, with every button re-styling the album (``look.key`` is the album record's key)."""
     single = keyboard(look, styles, _)
@@ -158,6 +153,11 @@ class AlbumCollector:
         self.quiet_seconds = quiet_seconds
         self._pending: dict[tuple[int, str], PendingAlbum] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_collecting(self, message: Message) -> bool:
+        """Whether ``message`` belongs to an album being collected (in groups only the album's first item carries
+        the caption that mentions the bot; the others belong to it all the same)."""
+        return message.media_group_id is not None and (message.chat_id, message.media_group_id) in self._pending
 
     def collect(self, update: Update, context: ContextTypes.DEFAULT_TYPE, image: bool = True) -> bool:
         """Take one album message (``image``: a photo or image file; else a member to skip: a video, a text

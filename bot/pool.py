@@ -23,8 +23,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from bot.i18n import N_, Text
 from bot.fairness import FairQueue
+from bot.i18n import N_, Text
 from bot.joblog import JobLog
 from bot.jobs import (
     JobError,

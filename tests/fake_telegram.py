@@ -316,10 +316,12 @@ class FakeTelegram:
         }
         return self._queue_message(message)
 
-    def send_album(self, user: FakeUser, chat: FakeChat, items: list[tuple[str, bytes]]) -> list[JsonDict]:
+    def send_album(
+        self, user: FakeUser, chat: FakeChat, items: list[tuple[str, bytes]], caption: str | None = None
+    ) -> list[JsonDict]:
         """``user`` sends 2-10 items together as an album: separate messages (updates) sharing a
         ``media_group_id``, as the app does. Items are ``("photo", image)``, ``("video", data)`` or
-        ``("document:<name>:<mime>", data)``."""
+        ``("document:<name>:<mime>", data)``; ``caption`` goes on the first item, as the app puts it."""
         if not 2 <= len(items) <= 10:
             raise ValueError("an album has 2-10 items")
         group = str(next(self._media_groups))
@@ -342,6 +344,8 @@ class FakeTelegram:
                     "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_name": name,
                     "mime_type": mime, "file_size": len(data),
                 }
+            if not sent:
+                self._add_caption(message, caption)
             sent.append(self._queue_message(message))
         return sent
 

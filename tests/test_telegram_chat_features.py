@@ -21,7 +21,7 @@ from adapters.telegram import EXPIRED, NOT_A_PHOTO
 from bot.i18n import LOCALE_DIR, Translator
 from bot.service import Service
 from bot.settings_store import FILE_NAME, ChatSettings, SqliteSettingsStore
-from tests.fake_telegram import FakeTelegram, FakeUser
+from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
 from tests.support_redis import RedisServer
 from tests.test_telegram import (  # noqa: F401 - fixtures
     REPLY_TIMEOUT,
@@ -138,6 +138,22 @@ async def test_ten_photos_with_a_cap_of_three_all_come_back_the_rest_waiting_the
     assert len(album.params["media"]) == 10
     texts = [m.get("text", "") for m in telegram.bot_messages(chat.id)]
     assert not any("waiting" in text for text in texts)  # nobody was told "you already have 3 waiting"
+    assert not telegram.refused()
+
+
+@module_loop
+async def test_album_in_a_group_whose_caption_mentions_the_bot_is_answered_whole(
+    telegram: FakeTelegram, service: Service, coffee: np.ndarray
+) -> None:
+    user = new_user()
+    group = FakeChat(id=-100_777_000_1, type="supergroup", title="Anime club")
+    async with bot(telegram, service):
+        telegram.send_text(user, group, "hi all")  # the group exists for the fake server once someone spoke
+        mention = f"@{telegram.bot_user.username} please"
+        telegram.send_album(user, group, photos(coffee, 2), caption=mention)
+        await telegram.wait_until(lambda: bool(telegram.calls_to("sendMediaGroup", group.id)), REPLY_TIMEOUT)
+    (album,) = telegram.calls_to("sendMediaGroup", group.id)
+    assert len(album.params["media"]) == 2  # both photos, though only the first one's caption named the bot
     assert not telegram.refused()
 
 
