@@ -39,7 +39,6 @@ from telegram.ext import (
 from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, may_restyle, restyle_in_place
 from adapters.telegram_albums import ALBUM_DATA_PATTERN, AlbumCollector, on_album_button
 from adapters.telegram_settings import (
-    PRIVACY_NOTE,
     SETTINGS_DATA_PATTERN,
     chat_owner,
     chat_settings,
@@ -48,6 +47,7 @@ from adapters.telegram_settings import (
     on_settings,
     on_settings_button,
     person_owner,
+    privacy_note,
     translator,
     translator_for,
 )
@@ -175,7 +175,7 @@ async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         + _("/styles lists the looks, /style NAME sets this chat's default, /settings changes style, strength, "
             "face pass and language. The styles' weights are for non-commercial use only.")
         + "\n\n"
-        + _(PRIVACY_NOTE)
+        + privacy_note(_, service.settings.source_cache_ttl)
     )
 
 

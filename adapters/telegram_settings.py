@@ -15,7 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from animegan.manifest import Style
-from bot.i18n import LANGUAGES, N_, Translator, pick_language
+from bot.i18n import LANGUAGES, Translator, pick_language
 from bot.service import Service
 from bot.settings_store import FULL_STRENGTH, ChatSettings
 
@@ -27,11 +27,20 @@ STRENGTH_STEP = 25
 STYLE_BUTTONS_PER_ROW = 3
 CURRENT_MARK = "✓ "
 
-PRIVACY_NOTE = N_(
-    "What I keep: your settings (style, strength, face pass, language) until you send /forget; your photos for "
-    "an hour, so the buttons under a picture can redraw it; and the name of your sticker pack. Nothing else. "
-    "/forget deletes all of it at once."
-)
+SECONDS_PER_MINUTE = 60
+
+
+def privacy_note(_: Translator, source_ttl: float) -> str:
+    """What the bot keeps about a person, with how long photos stay (``source_ttl`` seconds)."""
+    return _.plural(
+        "What I keep: your settings (style, strength, face pass, language) until you send /forget; your photos for "
+        "{count} minute, so the buttons under a picture can redraw it; and the name of your sticker pack. Nothing "
+        "else. /forget deletes all of it at once.",
+        "What I keep: your settings (style, strength, face pass, language) until you send /forget; your photos for "
+        "{count} minutes, so the buttons under a picture can redraw it; and the name of your sticker pack. Nothing "
+        "else. /forget deletes all of it at once.",
+        max(1, round(source_ttl / SECONDS_PER_MINUTE)),
+    )
 
 
 def chat_owner(update: Update) -> str:
@@ -70,7 +79,9 @@ def effective_style(settings: ChatSettings, service: Service) -> str:
     return settings.style if settings.style in installed else service.settings.default_style
 
 
-def settings_text(settings: ChatSettings, styles: dict[str, Style], style: str, _: Translator) -> str:
+def settings_text(
+    settings: ChatSettings, styles: dict[str, Style], style: str, _: Translator, source_ttl: float
+) -> str:
     """The settings message: each setting on a line, then what is kept."""
     title = styles[style].title if style in styles else style
     language = LANGUAGES[_.language]
@@ -82,7 +93,7 @@ def settings_text(settings: ChatSettings, styles: dict[str, Style], style: str, 
             _("Face pass: on") if settings.faces else _("Face pass: off"),
             _("Language: {language}", language=language),
             "",
-            _(PRIVACY_NOTE),
+            privacy_note(_, source_ttl),
         ]
     )
 
@@ -141,7 +152,7 @@ async def on_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     styles = service.styles()
     style = effective_style(settings, service)
     await update.effective_message.reply_text(
-        settings_text(settings, {s.name: s for s in styles}, style, _),
+        settings_text(settings, {s.name: s for s in styles}, style, _, service.settings.source_cache_ttl),
         reply_markup=settings_keyboard(settings, styles, style, _),
     )
 
@@ -161,7 +172,7 @@ async def on_settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     style = effective_style(new, service)
     await query.answer(_("Saved."))
     await query.edit_message_text(
-        settings_text(new, {s.name: s for s in styles}, style, _),
+        settings_text(new, {s.name: s for s in styles}, style, _, service.settings.source_cache_ttl),
         reply_markup=settings_keyboard(new, styles, style, _),
     )
 
