@@ -4,7 +4,6 @@ server, the real service and engine (fixtures and helpers from ``test_telegram``
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import re

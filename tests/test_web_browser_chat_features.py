@@ -25,7 +25,6 @@ from tests.test_web_browser import (  # noqa: F401 - fixtures
     seen,
     service,
     settings,
-    upload_sizes,
 )
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow, pytest.mark.browser]
