@@ -25,7 +25,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
-from adapters.telegram_buttons import NOOP_DATA, Look, caption, keyboard
+from adapters.telegram_buttons import NOOP_DATA, Look, caption, keyboard, may_restyle
 from adapters.telegram_settings import chat_settings, effective_style, person_owner, translator_for
 from adapters.telegram_status import best_effort
 from adapters.telegram_stickers import STICKER_DATA
@@ -274,6 +274,9 @@ async def on_album_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     buttons = query.message
     if look is None or record is None or not isinstance(buttons, Message):
         await query.answer(_("That album is no longer in my memory: send the photos again."), show_alert=True)
+        return
+    if not may_restyle(buttons, query.from_user.id):
+        await query.answer(_("Only the person who sent the photo can restyle it."))
         return
     images = [await service.find_source(key) for key in record.sources]
     if any(image is None for image in images):
