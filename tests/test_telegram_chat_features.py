@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 
-from adapters.telegram import EXPIRED, NOT_A_PHOTO
+from adapters.telegram import EXPIRED, NOT_A_PHOTO, NOT_YOURS
 from bot.i18n import LOCALE_DIR, Translator
 from bot.service import Service
 from bot.settings_store import FILE_NAME, ChatSettings, SqliteSettingsStore
@@ -149,10 +149,15 @@ async def test_album_in_a_group_whose_caption_mentions_the_bot_is_answered_whole
     async with bot(telegram, service):
         telegram.send_text(user, group, "hi all")  # the group exists for the fake server once someone spoke
         mention = f"@{telegram.bot_user.username} please"
-        telegram.send_album(user, group, photos(coffee, 2), caption=mention)
+        sent = telegram.send_album(user, group, photos(coffee, 2), caption=mention)
         await telegram.wait_until(lambda: bool(telegram.calls_to("sendMediaGroup", group.id)), REPLY_TIMEOUT)
+        (buttons,) = await replies(telegram, sent[0], count=1, kind="reply_markup")
+        telegram.press_button(new_user(), buttons, settings_buttons(buttons)["Hayao"])  # someone else's album
+        await telegram.wait_until(lambda: bool(telegram.calls_to("answerCallbackQuery")), REPLY_TIMEOUT)
     (album,) = telegram.calls_to("sendMediaGroup", group.id)
     assert len(album.params["media"]) == 2  # both photos, though only the first one's caption named the bot
+    assert telegram.calls_to("answerCallbackQuery")[0].params["text"] == NOT_YOURS
+    assert not telegram.calls_to("editMessageMedia", group.id)
     assert not telegram.refused()
 
 
