@@ -27,6 +27,7 @@ from discord import app_commands
 from adapters.discord_i18n import (
     COMMAND_NAME,
     CONTEXT_MENU_NAME,
+    FORGET_NAME,
     IMAGE_OPTION,
     STRENGTH_OPTION,
     STYLE_OPTION,
@@ -132,6 +133,20 @@ async def animefy(interaction: discord.Interaction[AnimeClient], message: discor
         await interaction.response.send_message(_(NO_IMAGE), ephemeral=True)
         return
     await stylize_attachments(interaction, images, interaction.client.settings.default_style, 1.0)
+
+
+async def forget(interaction: discord.Interaction[AnimeClient]) -> None:
+    """Delete the photos kept for the person's buttons (and any other record about them), privately."""
+    _ = interaction_translator(interaction)
+    photos = await interaction.client.service.forget(f"{USER_PREFIX}:{interaction.user.id}")
+    await interaction.response.send_message(
+        _.plural(
+            "Done: I deleted {count} kept photo. I keep nothing else about you.",
+            "Done: I deleted {count} kept photos. I keep nothing else about you.",
+            photos,
+        ),
+        ephemeral=True,
+    )
 
 
 async def stylize_attachments(
@@ -248,6 +263,12 @@ def build_client(settings: Settings, service: Service) -> AnimeClient:
         app_commands.choices(style=choices)(command)
     client.tree.add_command(command)
     client.tree.add_command(app_commands.ContextMenu(name=command_name(CONTEXT_MENU_NAME), callback=animefy))
+    client.tree.add_command(
+        app_commands.Command(
+            name=command_name(FORGET_NAME), description=localized("Delete everything the bot keeps about you."),
+            callback=forget,
+        )
+    )
     return client
 
 

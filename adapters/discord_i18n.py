@@ -16,6 +16,7 @@ from bot.i18n import DEFAULT_LANGUAGE, N_, Translator, pick_language, supported
 # context prefix so that "anime" the command name and any sentence with the same words stay separate entries.
 COMMAND_NAME = N_("command-name:anime")
 CONTEXT_MENU_NAME = N_("menu-name:Animefy")
+FORGET_NAME = N_("command-name:forget")
 IMAGE_OPTION = N_("option-name:image")
 STYLE_OPTION = N_("option-name:style")
 STRENGTH_OPTION = N_("option-name:strength")

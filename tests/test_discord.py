@@ -260,7 +260,7 @@ def decoded(data: bytes) -> Image.Image:
 async def test_commands_are_synced_globally_with_the_service_styles(bot: Bot) -> None:
     commands = {command["name"]: command for command in bot.fake.commands}
 
-    assert set(commands) == {"anime", "Animefy"}
+    assert set(commands) == {"anime", "Animefy", "forget"}
     options = {option["name"]: option for option in commands["anime"]["options"]}
     assert [choice["value"] for choice in options["style"]["choices"]] == [style.name for style in bot.service.styles()]
     assert options["image"]["required"] is True

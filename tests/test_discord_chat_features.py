@@ -124,3 +124,18 @@ async def test_sticker_button_sends_the_picture_as_a_512_px_webp_privately(bot: 
     assert attachment["filename"] == "anime-shinkai-sticker.webp"
     sticker = Image.open(io.BytesIO(fake.file(attachment)))
     assert sticker.format == "WEBP" and max(sticker.size) == 512
+
+
+async def test_forget_deletes_the_persons_kept_photos(bot: Bot, photo: bytes) -> None:
+    fake = bot.fake
+    dora = FakeUser(1_300_000_000_000_000_504, "dora")
+    token = await fake.send(fake.slash_command(dora, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    message = await finished(fake, token, "anime-shinkai.jpg")
+    key = message["components"][0]["components"][0]["custom_id"].split(":")[1]
+    assert await bot.service.find_source(key) is not None
+
+    forgot = await fake.send(fake.slash_command(dora, "forget", guild_id=fake.guild_id, locale="es-ES"))
+    reply = await private_reply(fake, forgot)
+    assert reply["content"] == "Hecho: borré 1 foto guardada. No guardo nada más sobre ti."
+    assert await bot.service.find_source(key) is None
+    assert not await bot.service.chat_settings.holds_anything_about(f"discord:{dora.id}")
