@@ -291,7 +291,7 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert list(buttons) == [style.name for style in bot.service.styles()] + CONTROLS
     assert [len(row["components"]) for row in message["components"]][:-1] == [5] * (len(message["components"]) - 1)
     assert [button["label"] for button in message["components"][-1]["components"]] == [
-        "− strength", "+ strength", "Original"
+        "− strength", "+ strength", "Original", "Sticker"
     ]
     assert (percent_of(buttons["less"]), percent_of(buttons["more"]), percent_of(buttons["orig"])) == (25, 75, 0)
     assert buttons["hayao"]["disabled"] is True
