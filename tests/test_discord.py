@@ -588,7 +588,7 @@ async def test_the_token_is_used_but_never_logged(
     await private_reply(fake, token)
 
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
-    assert "Synced 2 global Discord commands" in caplog.text
+    assert "Synced 3 global Discord commands" in caplog.text
     assert BOT_TOKEN not in caplog.text
 
 
