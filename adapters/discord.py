@@ -18,14 +18,29 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
+from adapters.discord_i18n import (
+    COMMAND_NAME,
+    CONTEXT_MENU_NAME,
+    FORGET_NAME,
+    IMAGE_OPTION,
+    STRENGTH_OPTION,
+    STYLE_OPTION,
+    CatalogueTranslator,
+    command_name,
+    interaction_translator,
+    localized,
+)
 from adapters.discord_replies import apologize, check_allowed
+from adapters.discord_stickers import StickerButton
 from adapters.discord_result import USER_PREFIX, StyleButton, follow, show_result
 from bot.clips import looks_like_clip
+from bot.i18n import ENGLISH, N_, Translator
 from bot.jobs import STAGE_LABELS, JobError, JobKind, JobProgress, JobRequest, JobStage
 from bot.jobs import progress_label as stage_label
 from bot.redaction import redact_token_in_logs
@@ -40,10 +55,10 @@ _log = logging.getLogger(__name__)
 MAX_CHOICES = 25  # Discord allows 25 choices on a slash command option
 MEGABYTE = 1024 * 1024
 
-NO_IMAGE = "That message has no image or video attached: pick a message with a photo, a video or a GIF."
-NOT_AN_IMAGE = "“{name}” is not an image or a video: attach a photo (JPEG, PNG, WebP...), a video or a GIF."
-TOO_LARGE = "“{name}” is {size:.1f} MB; the largest photo I take is {limit:.1f} MB."
-DOWNLOAD_FAILED = "I could not download that photo from Discord: send the photo again."
+NO_IMAGE = N_("That message has no image or video attached: pick a message with a photo, a video or a GIF.")
+NOT_AN_IMAGE = N_("“{name}” is not an image or a video: attach a photo (JPEG, PNG, WebP...), a video or a GIF.")
+TOO_LARGE = N_("“{name}” is {size:.1f} MB; the largest photo I take is {limit:.1f} MB.")
+DOWNLOAD_FAILED = N_("I could not download that photo from Discord: send the photo again.")
 
 
 class AnimeClient(discord.Client):
@@ -58,15 +73,18 @@ class AnimeClient(discord.Client):
         self.settings = settings
         self.service = service
         self.restyles: LatestPress[int] = LatestPress()  # result message id -> the press being followed
+        # Installed to a server, or by a person to their own account (then usable in any server, DM or group DM,
+        # the bot itself being in none of them).
         self.tree = AnimeCommandTree(
             self,
-            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True),
-            allowed_installs=app_commands.AppInstallationType(guild=True),
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
         )
 
     async def setup_hook(self) -> None:
         """Register the style buttons and sync the commands globally (after login, before the gateway)."""
-        self.add_dynamic_items(StyleButton)
+        self.add_dynamic_items(StyleButton, StickerButton)
+        await self.tree.set_translator(CatalogueTranslator())
         try:
             synced = await self.tree.sync()
         except discord.HTTPException:
@@ -92,58 +110,109 @@ class AnimeCommandTree(app_commands.CommandTree[AnimeClient]):
 
 # Commands
 
+MAX_IMAGES = 4  # /anime's image options: image, image2, image3, image4
+
 
 async def anime(
     interaction: discord.Interaction[AnimeClient],
     image: discord.Attachment,
     style: str | None = None,
     strength: app_commands.Range[float, 0.0, 1.0] = 1.0,
+    image2: discord.Attachment | None = None,
+    image3: discord.Attachment | None = None,
+    image4: discord.Attachment | None = None,
 ) -> None:
-    """Turn the attached photo, video or GIF into anime art."""
-    await _stylize_attachment(interaction, image, style or interaction.client.settings.default_style, strength)
+    """Turn the attached photos, videos or GIFs (up to 4) into anime art."""
+    attachments = [a for a in (image, image2, image3, image4) if a is not None]
+    await stylize_attachments(interaction, attachments, style or interaction.client.settings.default_style, strength)
 
 
 async def animefy(interaction: discord.Interaction[AnimeClient], message: discord.Message) -> None:
-    """Turn the first image of a message into anime art in the default style."""
-    image = first_image(message.attachments)
-    if image is None:
-        await interaction.response.send_message(NO_IMAGE, ephemeral=True)
+    """Turn every image of a message into anime art in the default style."""
+    images = [attachment for attachment in message.attachments if is_image(attachment)]
+    if not images:
+        _ = interaction_translator(interaction)
+        await interaction.response.send_message(_(NO_IMAGE), ephemeral=True)
         return
-    await _stylize_attachment(interaction, image, interaction.client.settings.default_style, 1.0)
+    await stylize_attachments(interaction, images, interaction.client.settings.default_style, 1.0)
 
 
-async def _stylize_attachment(
-    interaction: discord.Interaction[AnimeClient], attachment: discord.Attachment, style: str, strength: float
+async def forget(interaction: discord.Interaction[AnimeClient]) -> None:
+    """Delete the photos kept for the person's buttons (and any other record about them), privately."""
+    _ = interaction_translator(interaction)
+    photos = await interaction.client.service.forget(f"{USER_PREFIX}:{interaction.user.id}")
+    await interaction.response.send_message(
+        _.plural(
+            "Done: I deleted {count} kept photo. I keep nothing else about you.",
+            "Done: I deleted {count} kept photos. I keep nothing else about you.",
+            photos,
+        ),
+        ephemeral=True,
+    )
+
+
+async def stylize_attachments(
+    interaction: discord.Interaction[AnimeClient], attachments: list[discord.Attachment], style: str, strength: float
 ) -> None:
-    """Check the attachment, defer, download it, keep it for re-styling, and stylize it."""
-    problem = attachment_problem(attachment, interaction.client.settings.max_upload_bytes)
-    if problem is not None:
-        await interaction.response.send_message(problem, ephemeral=True)
+    """Check the attachments, defer, then stylize them one after another: the first in the command's own reply,
+    each next one in a follow-up message (one at a time keeps a person within their own queue cap)."""
+    _ = interaction_translator(interaction)
+    limit = interaction.client.settings.max_upload_bytes
+    problems = [problem for problem in (attachment_problem(a, limit, _) for a in attachments) if problem]
+    usable = [a for a in attachments if attachment_problem(a, limit, _) is None]
+    if not usable:
+        await interaction.response.send_message("\n".join(problems), ephemeral=True)
         return
     await interaction.response.defer(thinking=True)
+    if problems:
+        await interaction.followup.send("\n".join(problems), ephemeral=True)
+    for index, attachment in enumerate(usable):
+        if index == 0:
+            edit: Callable[..., Awaitable[Any]] = interaction.edit_original_response
+            remove: Callable[[], Awaitable[Any]] = interaction.delete_original_response
+        else:
+            placeholder = await interaction.followup.send(_("Starting…"), wait=True)
+            edit, remove = placeholder.edit, placeholder.delete
+        await _stylize_one(interaction, attachment, style, strength, edit, remove, _)
+
+
+async def _stylize_one(
+    interaction: discord.Interaction[AnimeClient],
+    attachment: discord.Attachment,
+    style: str,
+    strength: float,
+    edit: Callable[..., Awaitable[Any]],
+    remove: Callable[[], Awaitable[Any]],
+    _: Translator,
+) -> None:
+    """Download one attachment, keep it for re-styling, stylize it and show it with ``edit``; a refusal takes
+    the placeholder back (``remove``) and is said privately."""
     try:
         image = await attachment.read()
     except discord.HTTPException:
         _log.warning("Downloading a Discord attachment failed", exc_info=True)
-        await _fail(interaction, DOWNLOAD_FAILED)
+        await _fail(interaction, _(DOWNLOAD_FAILED), remove)
         return
-    key = await interaction.client.service.keep_source(image)
+    owner = f"{USER_PREFIX}:{interaction.user.id}"
+    key = await interaction.client.service.keep_source(image, owner=owner)
     request = JobRequest(
-        user=f"{USER_PREFIX}:{interaction.user.id}", image=image, style=style, strength=strength,
+        user=owner, image=image, style=style, strength=strength,
         kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
     )
     try:
         handle = await interaction.client.service.submit(request)
-        result = await follow(handle, progress_label, lambda text: interaction.edit_original_response(content=text))
+        result = await follow(handle, lambda event: progress_label(event, _), lambda text: edit(content=text))
     except JobError as error:
-        await _fail(interaction, error.message)
+        await _fail(interaction, _.say(error.message), remove)
         return
-    await show_result(interaction, result, key, round(strength * FULL_STRENGTH))
+    await show_result(interaction, result, key, round(strength * FULL_STRENGTH), edit=edit)
 
 
-async def _fail(interaction: discord.Interaction[AnimeClient], message: str) -> None:
+async def _fail(
+    interaction: discord.Interaction[AnimeClient], message: str, remove: Callable[[], Awaitable[Any]] | None = None
+) -> None:
     """Take back the public placeholder (and any progress in it) and tell the person why, privately."""
-    await interaction.delete_original_response()
+    await (remove or interaction.delete_original_response)()
     await interaction.followup.send(message, ephemeral=True)
 
 
@@ -157,27 +226,22 @@ def is_image(attachment: discord.Attachment) -> bool:
     return content_type.startswith(("image/", "video/"))
 
 
-def attachment_problem(attachment: discord.Attachment, max_bytes: int) -> str | None:
+def attachment_problem(attachment: discord.Attachment, max_bytes: int, _: Translator = ENGLISH) -> str | None:
     """The sentence explaining why an attachment can't be used, or None when it looks like a usable image."""
     if not is_image(attachment):
-        return NOT_AN_IMAGE.format(name=attachment.filename)
+        return _(NOT_AN_IMAGE, name=attachment.filename)
     if attachment.size > max_bytes:
-        return TOO_LARGE.format(name=attachment.filename, size=attachment.size / MEGABYTE, limit=max_bytes / MEGABYTE)
+        return _(TOO_LARGE, name=attachment.filename, size=attachment.size / MEGABYTE, limit=max_bytes / MEGABYTE)
     return None
 
 
-def first_image(attachments: list[discord.Attachment]) -> discord.Attachment | None:
-    """The first image attachment, if any."""
-    return next((attachment for attachment in attachments if is_image(attachment)), None)
-
-
-def progress_label(event: JobProgress) -> str | None:
+def progress_label(event: JobProgress, _: Translator = ENGLISH) -> str | None:
     """The text shown while a job runs, or None for the final events (the result or error replaces it)."""
     if event.stage in (JobStage.DONE, JobStage.FAILED):
         return None
     if event.stage is JobStage.QUEUED and event.position:
-        return f"{STAGE_LABELS[event.stage]} (position {event.position})…"
-    return f"{stage_label(event)}…"
+        return _("{stage} (position {position})…", stage=_(STAGE_LABELS[event.stage]), position=event.position)
+    return f"{_.say(stage_label(event))}…"
 
 
 # Wiring
@@ -187,19 +251,31 @@ def build_client(settings: Settings, service: Service) -> AnimeClient:
     """The Discord client with ``/anime`` (style choices from ``service.styles()``) and the "Animefy" menu."""
     client = AnimeClient(settings, service)
     command = app_commands.Command(
-        name="anime", description="Turn a photo, a video or a GIF into anime art.", callback=anime
+        name=command_name(COMMAND_NAME), description=localized("Turn photos, videos or GIFs into anime art."),
+        callback=anime,
     )
+    app_commands.rename(image=command_name(IMAGE_OPTION), style=command_name(STYLE_OPTION),
+                        strength=command_name(STRENGTH_OPTION))(command)
     app_commands.describe(
-        image="The photo, video or GIF to stylize",
-        style="The look (default: the server's default style)",
-        strength="0 = photo, 1 = full style",
+        image=localized("The photo, video or GIF to stylize"),
+        style=localized("The look (default: the server's default style)"),
+        strength=localized("0 = photo, 1 = full style"),
+        image2=localized("Another photo"),
+        image3=localized("Another photo"),
+        image4=localized("Another photo"),
     )(command)
     styles = service.styles()
     if styles:
         choices = [app_commands.Choice(name=style.title, value=style.name) for style in styles[:MAX_CHOICES]]
         app_commands.choices(style=choices)(command)
     client.tree.add_command(command)
-    client.tree.add_command(app_commands.ContextMenu(name="Animefy", callback=animefy))
+    client.tree.add_command(app_commands.ContextMenu(name=command_name(CONTEXT_MENU_NAME), callback=animefy))
+    client.tree.add_command(
+        app_commands.Command(
+            name=command_name(FORGET_NAME), description=localized("Delete everything the bot keeps about you."),
+            callback=forget,
+        )
+    )
     return client
 
 

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from adapters.discord_i18n import interaction_translator
 from adapters.discord_replies import apologize, check_allowed, is_owner
+from adapters.discord_stickers import STICKER_LABEL, StickerButton
 from bot.clips import looks_like_clip
+from bot.i18n import ENGLISH, N_, Translator
 from bot.jobs import JobError, JobHandle, JobKind, JobProgress, JobRequest, JobResult, JobStage
 from bot.restyle import FULL_STRENGTH, restyle_status
 
@@ -44,9 +47,9 @@ PROGRESS_EDIT_INTERVAL = 1.0  # seconds: edits of one message share a rate limit
 PENDING_MARK = "⏳ "
 LESS, MORE, ORIGINAL = "less", "more", "orig"
 
-NOT_YOURS = "Only the person who sent this photo can re-style it: use /anime with your own photo."
-SOURCE_EXPIRED = "I no longer have that photo: send the photo again."
-LICENCE_NOTE = "-# AnimeGAN weights: non-commercial use only."
+NOT_YOURS = N_("Only the person who sent this photo can re-style it: use /anime with your own photo.")
+SOURCE_EXPIRED = N_("I no longer have that photo: send the photo again.")
+LICENCE_NOTE = N_("AnimeGAN weights: non-commercial use only.")
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,17 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
         if not await check_allowed(interaction):
             return False
         if not is_owner(interaction):
-            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            await interaction.response.send_message(interaction_translator(interaction)(NOT_YOURS), ephemeral=True)
             return False
         return True
 
     async def callback(self, interaction: discord.Interaction[AnimeClient]) -> None:
         """Queue the new look (a refusal is answered privately), then follow it on the message, last press wins."""
         service = interaction.client.service
+        _ = interaction_translator(interaction)
         image = await service.find_source(self.look.key)
         if image is None or interaction.message is None:
-            await interaction.response.send_message(SOURCE_EXPIRED, ephemeral=True)
+            await interaction.response.send_message(_(SOURCE_EXPIRED), ephemeral=True)
             return
         request = JobRequest(
             user=f"{USER_PREFIX}:{interaction.user.id}",
@@ -119,12 +123,12 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
         try:
             handle = await service.submit(request)
         except JobError as error:
-            await interaction.response.send_message(error.message, ephemeral=True)
+            await interaction.response.send_message(_.say(error.message), ephemeral=True)
             return
         await interaction.response.defer()
         try:
             await interaction.client.restyles.run(
-                interaction.message.id, lambda: restyle_in_place(interaction, handle, self.look)
+                interaction.message.id, lambda: restyle_in_place(interaction, handle, self.look, _)
             )
         except Exception:
             _log.exception("Discord re-style button crashed")
@@ -134,7 +138,9 @@ class StyleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTO
 # The message
 
 
-def result_view(styles: list[Style], current: ButtonLook, pending: ButtonLook | None = None) -> discord.ui.View:
+def result_view(
+    styles: list[Style], current: ButtonLook, pending: ButtonLook | None = None, _: Translator = ENGLISH
+) -> discord.ui.View:
     """Style buttons, then strength −/+ and "Original"; the buttons of the ``current`` look are disabled."""
     view = discord.ui.View(timeout=None)
     styled = current.percent or FULL_STRENGTH  # from the original, a style button brings the full style back
@@ -147,9 +153,9 @@ def result_view(styles: list[Style], current: ButtonLook, pending: ButtonLook | 
         )
     controls_row = math.ceil(min(len(styles), MAX_STYLE_BUTTONS) / BUTTONS_PER_ROW)
     controls = [
-        ("− strength", LESS, replace(current, percent=max(STRENGTH_STEP, current.percent - STRENGTH_STEP))),
-        ("+ strength", MORE, replace(current, percent=min(FULL_STRENGTH, current.percent + STRENGTH_STEP))),
-        ("Original", ORIGINAL, replace(current, percent=0)),
+        (_("− strength"), LESS, replace(current, percent=max(STRENGTH_STEP, current.percent - STRENGTH_STEP))),
+        (_("+ strength"), MORE, replace(current, percent=min(FULL_STRENGTH, current.percent + STRENGTH_STEP))),
+        (_("Original"), ORIGINAL, replace(current, percent=0)),
     ]
     for label, role, look in controls:
         view.add_item(
@@ -157,6 +163,7 @@ def result_view(styles: list[Style], current: ButtonLook, pending: ButtonLook | 
                 look, label=label, role=role, current=look == current, pending=look == pending, row=controls_row
             )
         )
+    view.add_item(StickerButton(current.key, current.style, current.percent, label=_(STICKER_LABEL), row=controls_row))
     return view
 
 
@@ -175,14 +182,20 @@ def settled_text(content: str) -> str:
     return "\n".join(line for line in content.split("\n") if not line.startswith(PENDING_MARK))
 
 
-def caption(result: JobResult, styles: list[Style]) -> str:
+def caption(result: JobResult, styles: list[Style], _: Translator = ENGLISH) -> str:
     """The message text under a result: style, strength, time, the engine's notes, and the licence."""
     titles = {style.name: style.title for style in styles}
     if result.strength:
-        head = f"**{titles.get(result.style, result.style)}** · strength {result.strength:.0%}"
+        head = f"**{titles.get(result.style, result.style)}** · " + _(
+            "strength {percent}%", percent=round(result.strength * FULL_STRENGTH)
+        )
     else:
-        head = "**Original**"
-    lines = [f"{head} · {result.seconds:.1f} s", *(f"-# {note}" for note in result.notes), LICENCE_NOTE]
+        head = f"**{_('Original')}**"
+    lines = [
+        f"{head} · " + _("{seconds:.1f} s", seconds=result.seconds),
+        *(f"-# {_.say(note)}" for note in result.notes),
+        f"-# {_(LICENCE_NOTE)}",
+    ]
     return "\n".join(lines)
 
 
@@ -193,14 +206,19 @@ def result_filename(result: JobResult) -> str:
 
 
 async def show_result(
-    interaction: discord.Interaction[AnimeClient], result: JobResult, key: str, percent: int
+    interaction: discord.Interaction[AnimeClient],
+    result: JobResult,
+    key: str,
+    percent: int,
+    edit: Callable[..., Awaitable[Any]] | None = None,
 ) -> None:
-    """Put the result, its caption and its buttons in the interaction's message."""
+    """Put the result, its caption and its buttons in the interaction's message (or the one ``edit`` edits)."""
     styles = interaction.client.service.styles()
-    await interaction.edit_original_response(
-        content=caption(result, styles),
+    _ = interaction_translator(interaction)
+    await (edit or interaction.edit_original_response)(
+        content=caption(result, styles, _),
         attachments=[discord.File(io.BytesIO(result.image), filename=result_filename(result))],
-        view=result_view(styles, ButtonLook(key, result.style, percent)),
+        view=result_view(styles, ButtonLook(key, result.style, percent), _=_),
     )
 
 
@@ -230,7 +248,9 @@ async def follow(
         await asyncio.gather(watcher, return_exceptions=True)
 
 
-async def restyle_in_place(interaction: discord.Interaction[AnimeClient], handle: JobHandle, look: ButtonLook) -> None:
+async def restyle_in_place(
+    interaction: discord.Interaction[AnimeClient], handle: JobHandle, look: ButtonLook, _: Translator = ENGLISH
+) -> None:
     """Follow a button's job on its message: one status line and the pressed button marked, then the result.
 
     On failure the message is put back as it was and the person is told privately.
@@ -240,12 +260,12 @@ async def restyle_in_place(interaction: discord.Interaction[AnimeClient], handle
     titles = {style.name: style.title for style in styles}
     shown = shown_look(interaction.message) or replace(look, percent=FULL_STRENGTH)
     text = settled_text(interaction.message.content)
-    running = result_view(styles, shown, pending=look)
+    running = result_view(styles, shown, pending=look, _=_)
 
     def status(event: JobProgress) -> str | None:
         if event.stage in (JobStage.DONE, JobStage.FAILED):
             return None
-        return restyle_status(titles.get(look.style, look.style), look.percent, event)
+        return restyle_status(titles.get(look.style, look.style), look.percent, event, _)
 
     async def show(line: str) -> None:
         await interaction.edit_original_response(content=f"{text}\n{PENDING_MARK}{line}", view=running)
@@ -253,7 +273,7 @@ async def restyle_in_place(interaction: discord.Interaction[AnimeClient], handle
     try:
         result = await follow(handle, status, show)
     except JobError as error:
-        await interaction.edit_original_response(content=text, view=result_view(styles, shown))
-        await interaction.followup.send(error.message, ephemeral=True)
+        await interaction.edit_original_response(content=text, view=result_view(styles, shown, _=_))
+        await interaction.followup.send(_.say(error.message), ephemeral=True)
         return
     await show_result(interaction, result, look.key, look.percent)

@@ -38,10 +38,31 @@ from telegram.ext import (
 
 from adapters.telegram_clips import CLIP_MESSAGES, on_clip
 from adapters.telegram_buttons import FULL_STRENGTH, Look, caption, keyboard, may_restyle, restyle_in_place
+from adapters.telegram_albums import ALBUM_DATA_PATTERN, AlbumCollector, on_album_button
+from adapters.telegram_settings import (
+    SETTINGS_DATA_PATTERN,
+    chat_owner,
+    chat_settings,
+    effective_style,
+    on_forget,
+    on_settings,
+    on_settings_button,
+    person_owner,
+    privacy_note,
+    translator,
+    translator_for,
+)
 from adapters.telegram_status import StatusLine, best_effort, status_text
+from adapters.telegram_stickers import (
+    ADD_TO_PACK_DATA_PATTERN,
+    STICKER_DATA_PATTERN,
+    on_add_to_pack,
+    on_sticker_button,
+)
 from animegan.manifest import Style
 from bot.config import Settings
 from bot.clips import looks_like_clip
+from bot.i18n import ENGLISH, N_, Translator, pick_language
 from bot.jobs import JobError, JobKind, JobProgress, JobRequest, JobResult, JobStage
 from bot.redaction import redact_token_in_logs
 from bot.restyle import LatestPress, restyle_status
@@ -51,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_KEY = "service"
 RESTYLES_KEY = "restyles"
-STYLE_KEY = "style"
+ALBUMS_KEY = "albums"
 USER_PREFIX = "telegram:"
 OFFICIAL_API = "https://api.telegram.org/bot"
 OFFICIAL_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files unless a local Bot API server is used
@@ -66,13 +87,14 @@ PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp"})  # what sendP
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff", ".gif"})
 STYLE_WORD = re.compile(r"[a-z0-9_]+")
 
-NOT_AN_IMAGE = "That file isn't an image. Send a photo, or a JPEG, PNG, WebP or HEIC file."
-NOT_A_PHOTO = "I turn photos and videos into anime; stickers and voice messages don't work. Send a photo or a video."
-SEND_A_PHOTO = "Send me a photo and I'll redraw it in anime style. /help shows how."
-EXPIRED = "That photo is no longer in my memory: send the photo again."
-NOTHING_TO_CHANGE = "That's the picture you're looking at."
-NOT_YOURS = "Only the person who sent the photo can restyle it."
-SOMETHING_WENT_WRONG = "Sorry, something went wrong with that. Please try again."
+# English msgids, shown through the person's translator.
+NOT_AN_IMAGE = N_("That file isn't an image. Send a photo, or a JPEG, PNG, WebP or HEIC file.")
+NOT_A_PHOTO = N_("I turn photos and videos into anime; stickers and voice messages don't work. Send a photo or a video.")
+SEND_A_PHOTO = N_("Send me a photo and I'll redraw it in anime style. /help shows how.")
+EXPIRED = N_("That photo is no longer in my memory: send the photo again.")
+NOTHING_TO_CHANGE = N_("That's the picture you're looking at.")
+NOT_YOURS = N_("Only the person who sent the photo can restyle it.")
+SOMETHING_WENT_WRONG = N_("Sorry, something went wrong with that. Please try again.")
 
 
 # ---- pure helpers -------------------------------------------------------------------------------------------------
@@ -131,11 +153,6 @@ def _styles(service: Service) -> dict[str, Style]:
     return {style.name: style for style in service.styles()}
 
 
-def _chat_style(context: ContextTypes.DEFAULT_TYPE, service: Service) -> str:
-    chosen = (context.chat_data or {}).get(STYLE_KEY)
-    return chosen if chosen in _styles(service) else service.settings.default_style
-
-
 async def only_allowed_chats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Drop updates from chats outside ``settings.allowed_chats`` (when it is set) before any handler runs."""
     chat = update.effective_chat
@@ -144,42 +161,59 @@ async def only_allowed_chats(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: what the bot does and an example."""
-    default = _styles(_service(context)).get(_chat_style(context, _service(context)))
+    """/start: what the bot does, an example, and what it keeps."""
+    service = _service(context)
+    settings = await chat_settings(update, context)
+    _ = translator_for(settings, update)
+    default = _styles(service).get(effective_style(settings, service))
     await update.effective_message.reply_text(
-        "I redraw your photos as anime pictures"
-        + (f" (default look: {default.title})" if default else "")
-        + ".\n\nSend a photo, or an image as a file to keep full quality. Name a style in the caption to use it, "
-        "e.g. a photo captioned “hayao”. Buttons under the result switch style or strength.\n\n"
-        "/styles lists the looks, /style NAME sets this chat's default. The styles' weights are for "
-        "non-commercial use only."
+        (_("I redraw your photos as anime pictures (default look: {style}).", style=default.title) if default
+         else _("I redraw your photos as anime pictures."))
+        + "\n\n"
+        + _("Send a photo, or an image as a file to keep full quality, or up to 10 photos at once as an album. "
+            "Name a style in the caption to use it, e.g. a photo captioned “hayao”. Buttons under the result switch "
+            "style or strength.")
+        + "\n\n"
+        + _("/styles lists the looks, /style NAME sets this chat's default, /settings changes style, strength, "
+            "face pass and language. The styles' weights are for non-commercial use only.")
+        + "\n\n"
+        + privacy_note(_, service.settings.source_cache_ttl)
     )
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: the commands and limits."""
+    _ = await translator(update, context)
     limit = download_limit(_service(context).settings)
     await update.effective_message.reply_text(
-        "Send a photo (or an image file: JPEG, PNG, WebP, HEIC) and I reply with its anime version.\n"
-        "• caption a photo with a style name to use that style\n"
-        "• /styles – the installed styles\n"
-        "• /style NAME – this chat's default style\n"
-        "• a video, GIF or video note comes back drawn the same way, with its sound "
-        f"(the first {_service(context).settings.clip_max_seconds:g} s)\n"
-        "• in groups, mention me in the photo's caption or reply to me\n"
-        f"Files up to {limit / 2**20:.0f} MB."
+        "\n".join(
+            [
+                _("Send a photo (or an image file: JPEG, PNG, WebP, HEIC) and I reply with its anime version."),
+                _("• caption a photo with a style name to use that style"),
+                _("• /styles – the installed styles"),
+                _("• /style NAME – this chat's default style"),
+                _("• /settings – style, strength, face pass and language"),
+                _("• /forget – delete everything I keep about you"),
+                _("• a video, GIF or video note comes back drawn the same way, with its sound (the first {seconds} s)",
+                  seconds=f"{_service(context).settings.clip_max_seconds:g}"),
+                _("• in groups, mention me in the photo's caption or reply to me"),
+                _("Files up to {megabytes} MB.", megabytes=round(limit / 2**20)),
+            ]
+        )
     )
 
 
 async def on_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/styles: the installed styles, the chat's current one marked."""
     service = _service(context)
-    current = _chat_style(context, service)
+    settings = await chat_settings(update, context)
+    _ = translator_for(settings, update)
+    current = effective_style(settings, service)
     lines = [
-        f"{'✓' if style.name == current else '•'} {style.name} – {style.title}: {style.description}"
+        f"{'✓' if style.name == current else '•'} {style.name} – {style.title}: {_(style.description)}"
         for style in service.styles()
     ]
-    await update.effective_message.reply_text("\n".join(lines) + "\n\nNon-commercial use only.")
+    await update.effective_message.reply_text("\n".join(lines) + "\n\n" + _("Non-commercial use only."))
 
 
 async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -187,7 +221,8 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     service = _service(context)
     user = update.effective_user
     if user is None or f"{USER_PREFIX}{user.id}" not in service.settings.admin_ids:
-        await update.effective_message.reply_text("Sorry, /stats is for the bot's admins.")
+        _ = await translator(update, context)
+        await update.effective_message.reply_text(_("Sorry, /stats is for the bot's admins."))
         return
     lines = [f"{name.replace('_', ' ')}: {value:.2f}" if isinstance(value, float) else f"{name.replace('_', ' ')}: {value}"
              for name, value in service.stats().items()]
@@ -195,83 +230,98 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_style(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/style NAME: remember the chat's default style."""
+    """/style NAME: remember the chat's default style (kept across restarts, see ``/settings``)."""
     service = _service(context)
     styles = _styles(service)
+    settings = await chat_settings(update, context)
+    _ = translator_for(settings, update)
     wanted = (context.args or [""])[0].lower().replace("-", "_")
     if wanted not in styles:
-        current = styles.get(_chat_style(context, service))
+        current = styles.get(effective_style(settings, service))
         await update.effective_message.reply_text(
-            (f"I don't know the style “{wanted}”. " if wanted else "")
-            + (f"This chat uses {current.title}. " if current else "")
-            + "Choose one of: "
-            + ", ".join(styles)
-            + " (e.g. /style "
-            + next(iter(styles), "shinkai")
-            + ")."
+            (_("I don't know the style “{style}”.", style=wanted) + " " if wanted else "")
+            + (_("This chat uses {style}.", style=current.title) + " " if current else "")
+            + _("Choose one of: {styles} (e.g. /style {example}).", styles=", ".join(styles),
+                example=next(iter(styles), "shinkai"))
         )
         return
-    context.chat_data[STYLE_KEY] = wanted
-    await update.effective_message.reply_text(f"From now on this chat's photos get the {styles[wanted].title} look.")
+    await service.chat_settings.save(chat_owner(update), settings.with_changes(style=wanted))
+    await update.effective_message.reply_text(
+        _("From now on this chat's photos get the {style} look.", style=styles[wanted].title)
+    )
 
 
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, videos, voice...: a short reply (in groups only when addressed)."""
     message = update.effective_message
-    if is_addressed(message, context.bot):
-        await message.reply_text(NOT_A_PHOTO)
+    if not is_addressed(message, context.bot) and not context.bot_data[ALBUMS_KEY].is_collecting(message):
+        return
+    if message.media_group_id is not None and context.bot_data[ALBUMS_KEY].collect(update, context, image=False):
+        return  # a video in an album of photos: the album's answer says it was skipped
+    _ = await translator(update, context)
+    await message.reply_text(_(NOT_A_PHOTO))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Plain text: point to what the bot does (in groups only when addressed)."""
     message = update.effective_message
     if is_addressed(message, context.bot):
-        await message.reply_text(SEND_A_PHOTO)
+        _ = await translator(update, context)
+        await message.reply_text(_(SEND_A_PHOTO))
 
 
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo or an image file: check its size, download it, run a job with a live status line, reply with it."""
     message = update.effective_message
-    if not is_addressed(message, context.bot):
+    if not is_addressed(message, context.bot) and not context.bot_data[ALBUMS_KEY].is_collecting(message):
         return
-    service = _service(context)
     document = message.document
-    if document is not None and not looks_like_image(document.mime_type, document.file_name):
-        await message.reply_text(NOT_AN_IMAGE)
+    is_image = document is None or looks_like_image(document.mime_type, document.file_name)
+    if message.media_group_id is not None and context.bot_data[ALBUMS_KEY].collect(update, context, is_image):
+        return  # one item of an album: answered with the whole album (adapters/telegram_albums.py)
+    service = _service(context)
+    settings = await chat_settings(update, context)
+    _ = translator_for(settings, update)
+    if not is_image:
+        await message.reply_text(_(NOT_AN_IMAGE))
         return
     attachment = document or message.photo[-1]
     limit = download_limit(service.settings)
     if attachment.file_size is not None and attachment.file_size > limit:
-        await message.reply_text(too_large_message(attachment.file_size, limit))
+        await message.reply_text(_.say(too_large_message(attachment.file_size, limit)))
         return
     await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
     telegram_file = await attachment.get_file()
     image = bytes(await telegram_file.download_as_bytearray())
     styles = _styles(service)
     look = Look(
-        await service.keep_source(image),
-        style_named_in(message.caption, styles) or _chat_style(context, service),
-        FULL_STRENGTH,
+        await service.keep_source(image, owner=person_owner(update)),
+        style_named_in(message.caption, styles) or effective_style(settings, service),
+        settings.strength,
     )
     request = JobRequest(
         user=f"{USER_PREFIX}{update.effective_user.id}",
         image=image,
         style=look.style,
+        strength=look.strength / FULL_STRENGTH,
+        faces=settings.faces,
         output_format=FILE_FORMAT if document else PHOTO_FORMAT,
     )
-    result = await _run_with_status(message, service, request)
+    result = await _run_with_status(message, service, request, _)
     if result is None:
         return
     await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
-    text = caption(look, styles, result.notes)
+    text = caption(look, styles, result.notes, _)
     if result.mime in PHOTO_MIMES:
-        await message.reply_photo(result.image, caption=text, reply_markup=keyboard(look, styles.values()))
+        await message.reply_photo(result.image, caption=text, reply_markup=keyboard(look, styles.values(), _))
     if document is not None:
         name = result_file_name(document.file_name, look.style, result.mime)
         await message.reply_document(result.image, filename=name, caption=text)
 
 
-async def _run_with_status(message: Message, service: Service, request: JobRequest) -> JobResult | None:
+async def _run_with_status(
+    message: Message, service: Service, request: JobRequest, _: Translator = ENGLISH
+) -> JobResult | None:
     """Submit ``request``, keep a status reply up to date (edited only when its text changes), then remove it.
 
     Returns None when the job failed; the person has then been told why.
@@ -279,20 +329,20 @@ async def _run_with_status(message: Message, service: Service, request: JobReque
     try:
         handle = await service.submit(request)
     except JobError as error:
-        await message.reply_text(error.message)
+        await message.reply_text(_.say(error.message))
         return None
-    first = status_text(JobProgress(JobStage.QUEUED, position=handle.position))
+    first = status_text(JobProgress(JobStage.QUEUED, position=handle.position), _)
     status_message = await message.reply_text(first)
     status = StatusLine(status_message.edit_text, first)
     try:
         async for progress in handle.progress():
             if progress.stage not in (JobStage.DONE, JobStage.FAILED):
-                status.show(status_text(progress))
+                status.show(status_text(progress, _))
         result = await handle.result()
     except JobError as error:
         await status.close()
-        if not await best_effort(status_message.edit_text(error.message)):
-            await message.reply_text(error.message)
+        if not await best_effort(status_message.edit_text(_.say(error.message))):
+            await message.reply_text(_.say(error.message))
         return None
     finally:
         await status.close()
@@ -307,18 +357,20 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     accepted press supersedes any earlier one still running on the same message.
     """
     query = update.callback_query
+    settings = await chat_settings(update, context)
+    _ = translator_for(settings, update)
     look = Look.from_callback_data(query.data or "")
     if look is None:
-        await query.answer(NOTHING_TO_CHANGE)
+        await query.answer(_(NOTHING_TO_CHANGE))
         return
     reply = query.message
     service = _service(context)
     source = await service.find_source(look.key)
     if source is None or not isinstance(reply, Message):  # not a Message: older than 48 h, out of the bot's reach
-        await query.answer(EXPIRED, show_alert=True)
+        await query.answer(_(EXPIRED), show_alert=True)
         return
     if not may_restyle(reply, query.from_user.id):
-        await query.answer(NOT_YOURS)
+        await query.answer(_(NOT_YOURS))
         return
     styles = _styles(service)
     request = JobRequest(
@@ -326,22 +378,21 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         image=source,
         style=look.style,
         strength=look.strength / FULL_STRENGTH,
+        faces=settings.faces,
         output_format=PHOTO_FORMAT,
         kind=JobKind.CLIP if looks_like_clip(source) else JobKind.PHOTO,  # the style buttons of a clip's reply
     )
     try:
         handle = await service.submit(request)
     except JobError as error:
-        await query.answer(error.message, show_alert=True)
+        await query.answer(_.say(error.message), show_alert=True)
         return
     title = styles[look.style].title if look.style in styles else look.style
-    await query.answer(restyle_status(title, look.strength, JobProgress(JobStage.QUEUED)))
+    await query.answer(restyle_status(title, look.strength, JobProgress(JobStage.QUEUED), _))
     restyles: LatestPress[tuple[int, int]] = context.bot_data[RESTYLES_KEY]
     await restyles.run(
-        (reply.chat_id, reply.message_id), lambda: restyle_in_place(reply, handle, look, styles, query.data or "")
+        (reply.chat_id, reply.message_id), lambda: restyle_in_place(reply, handle, look, styles, query.data or "", _)
     )
-
-
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -358,7 +409,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message if isinstance(update, Update) else None
     if message is not None:
         try:
-            await message.reply_text(SOMETHING_WENT_WRONG)
+            _ = Translator(pick_language(user.language_code if user else None))
+            await message.reply_text(_(SOMETHING_WENT_WRONG))
         except TelegramError:
             logger.warning("Could not tell chat %s about the failure", message.chat_id)
 
@@ -386,17 +438,24 @@ def build_application(settings: Settings, service: Service) -> Application:
     )
     application.bot_data[SERVICE_KEY] = service
     application.bot_data[RESTYLES_KEY] = LatestPress()
+    application.bot_data[ALBUMS_KEY] = AlbumCollector()
     application.add_handler(TypeHandler(Update, only_allowed_chats), group=-1)
     application.add_handler(CommandHandler("start", on_start))
     application.add_handler(CommandHandler("help", on_help))
     application.add_handler(CommandHandler("styles", on_styles))
     application.add_handler(CommandHandler("style", on_style))
     application.add_handler(CommandHandler("stats", on_stats))
+    application.add_handler(CommandHandler("settings", on_settings))
+    application.add_handler(CommandHandler("forget", on_forget))
     # Before the image handler: an animation (GIF) message also carries a document.
     application.add_handler(MessageHandler(CLIP_MESSAGES, on_clip))
     application.add_handler(MessageHandler(filters.Sticker.ALL | filters.VOICE | filters.AUDIO, on_unsupported))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, on_image))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(CallbackQueryHandler(on_settings_button, pattern=SETTINGS_DATA_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_album_button, pattern=ALBUM_DATA_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_sticker_button, pattern=STICKER_DATA_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_add_to_pack, pattern=ADD_TO_PACK_DATA_PATTERN))
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_error_handler(on_error)
     return application
@@ -421,6 +480,7 @@ async def running(application: Application, settings: Settings) -> AsyncIterator
     finally:
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
+        await application.bot_data[ALBUMS_KEY].wait_idle()  # albums still being collected or drawn
         if webhook is not None:
             await webhook.cleanup()
         if application.running:

@@ -24,9 +24,11 @@ from telegram import (
 from telegram.constants import ChatType, InlineKeyboardButtonLimit
 
 from animegan.manifest import Style
+from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobError, JobHandle, JobProgress, JobStage
 from bot.restyle import FULL_STRENGTH, restyle_status
 from adapters.telegram_status import StatusLine, best_effort
+from adapters.telegram_stickers import sticker_button
 
 STRENGTH_STEP = 25
 STYLE_BUTTONS_PER_ROW = 3
@@ -58,7 +60,7 @@ class Look:
         return cls(parts[0], parts[1], min(int(parts[2]), FULL_STRENGTH))
 
 
-def keyboard(look: Look, styles: Iterable[Style]) -> InlineKeyboardMarkup:
+def keyboard(look: Look, styles: Iterable[Style], _: Translator = ENGLISH) -> InlineKeyboardMarkup:
     """One button per installed style, strength -/+ and "original"; the current look's own button does nothing."""
 
     def button(text: str, target: Look) -> InlineKeyboardButton:
@@ -75,16 +77,21 @@ def keyboard(look: Look, styles: Iterable[Style]) -> InlineKeyboardMarkup:
     rows = [style_buttons[i : i + STYLE_BUTTONS_PER_ROW] for i in range(0, len(style_buttons), STYLE_BUTTONS_PER_ROW)]
     weaker = Look(look.key, look.style, max(STRENGTH_STEP, look.strength - STRENGTH_STEP))
     stronger = Look(look.key, look.style, min(FULL_STRENGTH, look.strength + STRENGTH_STEP))
-    rows.append([button("− strength", weaker), button("+ strength", stronger)])
-    rows.append([button((CURRENT_MARK if not look.strength else "") + "Original", Look(look.key, look.style, 0))])
+    rows.append([button(_("− strength"), weaker), button(_("+ strength"), stronger)])
+    rows.append(
+        [
+            button((CURRENT_MARK if not look.strength else "") + _("Original"), Look(look.key, look.style, 0)),
+            sticker_button(_),
+        ]
+    )
     return InlineKeyboardMarkup(rows)
 
 
-def caption(look: Look, styles: dict[str, Style], notes: Iterable[str] = ()) -> str:
+def caption(look: Look, styles: dict[str, Style], notes: Iterable[str] = (), _: Translator = ENGLISH) -> str:
     """``Shinkai, strength 75%`` (or ``Original``), then any notes from the engine."""
     title = styles[look.style].title if look.style in styles else look.style
-    head = "Original" if not look.strength else f"{title}, strength {look.strength}%"
-    return "\n".join([head, *notes])
+    head = _("Original") if not look.strength else _("{style}, strength {percent}%", style=title, percent=look.strength)
+    return "\n".join([head, *map(_.say, notes)])
 
 
 def may_restyle(reply: Message, user_id: int) -> bool:
@@ -124,7 +131,7 @@ def marked_keyboard(markup: InlineKeyboardMarkup | None, pressed: str | None) ->
 
 
 async def restyle_in_place(
-    reply: Message, handle: JobHandle, look: Look, styles: dict[str, Style], pressed: str
+    reply: Message, handle: JobHandle, look: Look, styles: dict[str, Style], pressed: str, _: Translator = ENGLISH
 ) -> None:
     """Follow a button's job on its message: a status line in the caption, then the new photo and keyboard.
 
@@ -138,22 +145,22 @@ async def restyle_in_place(
     async def show(status: str) -> None:
         await reply.edit_caption(with_status(settled, status), reply_markup=running_keyboard)
 
-    first = restyle_status(title, look.strength, JobProgress(JobStage.QUEUED, position=handle.position))
+    first = restyle_status(title, look.strength, JobProgress(JobStage.QUEUED, position=handle.position), _)
     await best_effort(show(first))
     status = StatusLine(show, first)
     try:
         async for progress in handle.progress():
             if progress.stage not in (JobStage.DONE, JobStage.FAILED):
-                status.show(restyle_status(title, look.strength, progress))
+                status.show(restyle_status(title, look.strength, progress, _))
         result = await handle.result()
     except JobError as error:
         await status.close()
         await best_effort(reply.edit_caption(settled, reply_markup=marked_keyboard(reply.reply_markup, None)))
-        await reply.reply_text(error.message)
+        await reply.reply_text(_.say(error.message))
         return
     finally:
         await status.close()
-    text = caption(look, styles, result.notes)
+    text = caption(look, styles, result.notes, _)
     if reply.animation is not None:  # a clip's reply is re-drawn as the same kind
         media: InputMedia = InputMediaAnimation(result.image, caption=text, width=result.width, height=result.height)
     elif reply.video is not None:
@@ -161,4 +168,4 @@ async def restyle_in_place(
                                 supports_streaming=True)
     else:
         media = InputMediaPhoto(result.image, caption=text)
-    await reply.edit_media(media, reply_markup=keyboard(look, styles.values()))
+    await reply.edit_media(media, reply_markup=keyboard(look, styles.values(), _))

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram.error import TelegramError
 
+from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobProgress, JobStage, progress_label
 
 logger = logging.getLogger(__name__)
@@ -16,12 +17,12 @@ PROGRESS_STEP = 10  # percent; coarser steps mean fewer status edits
 STATUS_EDIT_INTERVAL = 1.0  # seconds between edits of one status line (Telegram: about one message a second per chat)
 
 
-def status_text(progress: JobProgress) -> str:
+def status_text(progress: JobProgress, _: Translator = ENGLISH) -> str:
     """The status line for a progress event: the queue position while queued, then the stage (with the frame for a
     clip) and a coarse percent."""
     if progress.stage is JobStage.QUEUED:
-        return f"In the queue, position {progress.position}…" if progress.position else "Starting…"
-    label = progress_label(progress)
+        return _("In the queue, position {position}…", position=progress.position) if progress.position else _("Starting…")
+    label = _.say(progress_label(progress))
     percent = int(progress.fraction * 100) // PROGRESS_STEP * PROGRESS_STEP
     return f"{label}… {percent}%" if percent > 0 else f"{label}…"
 

@@ -35,6 +35,10 @@ class SourceStore(Protocol):
         """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Forget the photo under ``key`` now (nothing happens when there is none)."""
+        ...
+
     def __len__(self) -> int:
         """Photos held now."""
         ...
@@ -81,6 +85,10 @@ class SourceCache:
     def get(self, key: str) -> bytes | None:
         """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
         return self._photos.get(key)
+
+    def delete(self, key: str) -> None:
+        """Forget the photo under ``key`` now (nothing happens when there is none)."""
+        self._photos.pop(key, None)
 
     def __len__(self) -> int:
         """Photos held now (expired ones are dropped first)."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from bot.i18n import N_, Text
 from bot.joblog import JobLog
 from bot.jobs import (
     JobError,
@@ -31,7 +32,7 @@ from bot.jobs import (
 
 RESUBMIT_DELAY = 0.5  # seconds between tries when the queue is full for a chunk
 MAX_CHUNK_WAIT = 120.0  # seconds a chunk may wait for a place in a full queue before the clip gives up
-CLIP_BUSY_MESSAGE = "The bot got too busy to finish your video. Please try again in a few minutes."
+CLIP_BUSY_MESSAGE = N_("The bot got too busy to finish your video. Please try again in a few minutes.")
 
 # Sniffed from the first bytes: which uploads are clips (the photo decoder takes a GIF's first frame otherwise).
 ISO_MEDIA_BRANDS = (b"ftyp",)  # MP4, MOV, 3GP: "ftyp" at offset 4
@@ -101,7 +102,8 @@ class ClipJob(JobLog):
         except JobError as error:
             outcome = error
         except Exception as error:  # never leave a person without an answer
-            outcome = JobFailed(f"Sorry, something went wrong while drawing your video. ({type(error).__name__})")
+            outcome = JobFailed(Text("Sorry, something went wrong while drawing your video. ({error})",
+                                     error=type(error).__name__))
         self._finish(outcome)
 
     async def _steps(self, plan_job: JobHandle) -> JobResult:
@@ -163,7 +165,7 @@ class ClipJob(JobLog):
                 return await self._queue.submit(request)
             except QueueFull:
                 if time.monotonic() > deadline:
-                    raise JobFailed(CLIP_BUSY_MESSAGE) from None
+                    raise JobFailed(Text(CLIP_BUSY_MESSAGE)) from None
                 await asyncio.sleep(RESUBMIT_DELAY)
 
     async def _relay(self, job: JobHandle, translate: Callable[[JobProgress], JobProgress | None]) -> None:

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the service keeps its state: the source photos behind re-style buttons.",
+        description="Where the service keeps its state: source photos behind re-style buttons, people's settings.",
     )
     examples_dir: Path = Field(
         Path(__file__).resolve().parents[1] / "examples", description="Example photos shown in the web gallery."

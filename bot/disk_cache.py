@@ -101,6 +101,11 @@ class DiskSourceCache:
             )
         return bytes(row[0])
 
+    def delete(self, key: str) -> None:
+        """Forget the photo under ``key`` now (nothing happens when there is none)."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM photos WHERE key = ?", (key,))
+
     def __len__(self) -> int:
         """Photos held now (expired ones not counted)."""
         with self._lock:
@@ -163,6 +168,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # WAL: a reader never waits for a writer, and a write interrupted by a crash is rolled back at next open.
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA secure_delete=ON")  # a forgotten photo's bytes are overwritten, not left in free pages
         db.executescript(SCHEMA)
     except sqlite3.DatabaseError:
         db.close()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from bot.i18n import N_, Text
+
 
 class JobStage(StrEnum):
     """Where a job is; the engine's own stages are reported between ``QUEUED`` and ``DONE``."""
@@ -23,14 +25,15 @@ class JobStage(StrEnum):
     FAILED = "failed"
 
 
+# English msgids; a front end shows them through its translator.
 STAGE_LABELS: dict[JobStage, str] = {
-    JobStage.QUEUED: "Queued",
-    JobStage.DECODING: "Reading the photo",
-    JobStage.FINDING_FACES: "Finding faces",
-    JobStage.STYLIZING: "Stylizing",
-    JobStage.FINISHING: "Finishing",
-    JobStage.DONE: "Done",
-    JobStage.FAILED: "Failed",
+    JobStage.QUEUED: N_("Queued"),
+    JobStage.DECODING: N_("Reading the photo"),
+    JobStage.FINDING_FACES: N_("Finding faces"),
+    JobStage.STYLIZING: N_("Stylizing"),
+    JobStage.FINISHING: N_("Finishing"),
+    JobStage.DONE: N_("Done"),
+    JobStage.FAILED: N_("Failed"),
 }
 
 
@@ -125,11 +128,13 @@ class JobTimedOut(JobError):
 
 
 def progress_label(progress: JobProgress) -> str:
-    """The stage's words, with the frame count for a clip: "Stylizing frame 37 of 120"."""
-    label = STAGE_LABELS[progress.stage]
+    """The stage's words, with the frame count for a clip: "Stylizing frame 37 of 120".
+
+    A msgid or a ``Text``, so a front end says it in the person's language with ``Translator.say``.
+    """
     if progress.frames and progress.stage is JobStage.STYLIZING:
-        return f"{label} frame {progress.frame or 0} of {progress.frames}"
-    return label
+        return Text("Stylizing frame {frame} of {frames}", frame=progress.frame or 0, frames=progress.frames)
+    return STAGE_LABELS[progress.stage]
 
 
 class JobHandle(Protocol):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
+from bot.i18n import Text
 from bot.jobs import RateLimited
 
 if TYPE_CHECKING:
@@ -27,9 +28,16 @@ MAX_TRACKED_PEOPLE = 100_000
 def retry_message(sent: int, seconds: float) -> str:
     """The plain sentence for a person who hit the rate limit."""
     wait = max(1, math.ceil(seconds))
-    unit = "second" if wait == 1 else "seconds"
-    photos = "photo" if sent == 1 else "photos"
-    return f"You have sent {sent} {photos} in the last minute. Please try again in {wait} {unit}."
+    return Text.plural(
+        "You have sent {sent} photos in the last minute. Please try again in {count} second.",
+        "You have sent {sent} photos in the last minute. Please try again in {count} seconds.",
+        wait,
+        sent=sent,
+    ) if sent != 1 else Text.plural(
+        "You have sent 1 photo in the last minute. Please try again in {count} second.",
+        "You have sent 1 photo in the last minute. Please try again in {count} seconds.",
+        wait,
+    )
 
 
 class RateLimiter:

@@ -24,6 +24,7 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from bot.fairness import FairQueue
+from bot.i18n import N_, Text
 from bot.joblog import JobLog
 from bot.jobs import (
     JobError,
@@ -52,10 +53,10 @@ RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
 
-BUSY_MESSAGE = "The bot is busy right now. Please try again in a minute."
-CRASH_MESSAGE = "Sorry, something went wrong while drawing your picture. Please try again."
-TIMEOUT_MESSAGE = "Your picture took too long to draw, so it was stopped. Please try again with a smaller photo."
-SHUTDOWN_MESSAGE = "The bot is restarting. Please send your photo again in a minute."
+BUSY_MESSAGE = N_("The bot is busy right now. Please try again in a minute.")
+CRASH_MESSAGE = N_("Sorry, something went wrong while drawing your picture. Please try again.")
+TIMEOUT_MESSAGE = N_("Your picture took too long to draw, so it was stopped. Please try again with a smaller photo.")
+SHUTDOWN_MESSAGE = N_("The bot is restarting. Please send your photo again in a minute.")
 
 GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / the job ran out of time
 
@@ -63,8 +64,11 @@ GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / th
 
 def person_busy_message(waiting: int) -> str:
     """The plain sentence for a person who already has ``waiting`` photos in the queue."""
-    photos = "photo" if waiting == 1 else "photos"
-    return f"You already have {waiting} {photos} waiting. Please wait for them to finish, then send more."
+    return Text.plural(
+        "You already have {count} photo waiting. Please wait for it to finish, then send more.",
+        "You already have {count} photos waiting. Please wait for them to finish, then send more.",
+        waiting,
+    )
 
 
 def available_cores() -> int:

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobProgress, JobStage
 
 MessageKey = TypeVar("MessageKey", bound=Hashable)
@@ -34,19 +35,22 @@ def job_fraction(progress: JobProgress) -> float:
     return start + (end - start) * min(max(progress.fraction, 0.0), 1.0)
 
 
-def restyle_status(title: str, strength: int, progress: JobProgress) -> str:
+def restyle_status(title: str, strength: int, progress: JobProgress, _: Translator = ENGLISH) -> str:
     """The status line of a re-style to ``title`` at ``strength`` percent (0: back to the photo as it was).
 
     ``Re-styling as Hayao… 40%``, ``Re-styling as Hayao at 75%… (2nd in the queue)``, ``Back to the original…``.
     """
     if not strength:
-        action = "Back to the original"
+        action = _("Back to the original")
     elif strength == FULL_STRENGTH:
-        action = f"Re-styling as {title}"
+        action = _("Re-styling as {style}", style=title)
     else:
-        action = f"Re-styling as {title} at {strength}%"
+        action = _("Re-styling as {style} at {percent}%", style=title, percent=strength)
     if progress.stage is JobStage.QUEUED:
-        return f"{action}… ({_ordinal(progress.position)} in the queue)" if progress.position else f"{action}…"
+        if not progress.position:
+            return f"{action}…"
+        place = _ordinal(progress.position) if _.language == "en" else str(progress.position)
+        return _("{action}… ({place} in the queue)", action=action, place=place)
     percent = int(job_fraction(progress) * 100) // PERCENT_STEP * PERCENT_STEP
     return f"{action}… {percent}%" if percent else f"{action}…"
 

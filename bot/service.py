@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from types import TracebackType
@@ -13,16 +14,18 @@ from bot.cache import Clock, SourceStore
 from bot.clips import ClipJob, ClipSettings
 from bot.config import Settings
 from bot.disk_cache import DiskSourceCache
+from bot.i18n import N_, Text
 from bot.jobs import JobHandle, JobKind, JobQueue, JobRejected, JobRequest
 from bot.limits import AccessList, RateLimiter
 from bot.pool import InferencePool, PoolConfig
+from bot.settings_store import SettingsStore, SqliteSettingsStore
 
 if TYPE_CHECKING:
     from bot.cluster.shared import RedisRateLimiter, RedisSources
 
 BYTES_PER_MB = 1024 * 1024
 STRENGTH_RANGE = (0.0, 1.0)
-STRENGTH_MESSAGE = "The strength must be between 0 (the photo as it is) and 1 (the full style)."
+STRENGTH_MESSAGE = N_("The strength must be between 0 (the photo as it is) and 1 (the full style).")
 
 
 class ManagedQueue(JobQueue, Protocol):
@@ -50,15 +53,16 @@ def default_queue(settings: Settings) -> ManagedQueue:
 
 def too_large_message(size: int, limit: int) -> str:
     """The plain sentence for an upload over ``limit`` bytes."""
-    return (
-        f"That file is {size / BYTES_PER_MB:.1f} MB; the limit is {limit / BYTES_PER_MB:.0f} MB. "
-        "Please send a smaller photo."
+    return Text(
+        "That file is {size:.1f} MB; the limit is {limit:.0f} MB. Please send a smaller photo.",
+        size=size / BYTES_PER_MB,
+        limit=limit / BYTES_PER_MB,
     )
 
 
 def not_installed_message(style: Style) -> str:
     """The plain sentence for a style whose weights this server lacks."""
-    return f"The {style.title} style is not installed on this bot. Please choose another style."
+    return Text("The {style} style is not installed on this bot. Please choose another style.", style=style.title)
 
 
 class Service:
@@ -72,6 +76,8 @@ class Service:
             ``settings.data_dir``, which the service closes when it stops).
         clock: seconds for the source cache and the rate limit (injectable for tests; default: wall-clock time
             for the photos on disk, which outlive the process, and monotonic time for the rate limit).
+        chat_settings: where people's settings and records are kept (default: Redis with ``settings.redis_url``,
+            else ``settings.sqlite3`` in ``settings.data_dir``).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Service:
         queue: ManagedQueue | None = None,
         sources: SourceStore | None = None,
         clock: Clock | None = None,
+        chat_settings: SettingsStore | None = None,
     ) -> None:
         self.settings = settings
         self._owned_sources: DiskSourceCache | None = None
@@ -101,6 +108,15 @@ class Service:
             queue, *shared = front_end(settings)
             self.shared = (shared[0], shared[1])
         self.queue: ManagedQueue = queue if queue is not None else default_queue(settings)
+        self.chat_settings: SettingsStore = chat_settings or self._default_settings_store()
+
+    def _default_settings_store(self) -> SettingsStore:
+        """People's settings in Redis when the front ends share it, else in ``settings.sqlite3`` in the data dir."""
+        if self.shared is not None:
+            from bot.cluster.settings import RedisSettingsStore
+
+            return RedisSettingsStore(self.shared[0].client, self.settings.source_cache_ttl)
+        return SqliteSettingsStore.in_folder(self.settings.data_dir)
 
     async def start(self) -> None:
         """Start the workers (returns once each has built its engine)."""
@@ -109,6 +125,7 @@ class Service:
     async def stop(self) -> None:
         """Stop taking photos, finish or answer every accepted one, then end the workers."""
         await self.queue.stop()
+        await self.chat_settings.close()
         if self._owned_sources is not None:
             self._owned_sources.close()
 
@@ -156,17 +173,48 @@ class Service:
             chunk_frames=settings.clip_chunk_frames, chunks_in_flight=settings.clip_chunks_in_flight,
         )
 
-    async def keep_source(self, image: bytes) -> str:
-        """Keep a photo for the re-style buttons; returns its short key (see ``SourceCache``)."""
+    async def keep_source(self, image: bytes, owner: str | None = None) -> str:
+        """Keep a photo for the re-style buttons; returns its short key (see ``SourceCache``).
+
+        With ``owner`` (a person's key, like ``telegram:123``) it is recorded as theirs, so ``forget`` deletes it.
+        """
         if self.shared is None:
-            return self.sources.put(image)
-        return await self.shared[0].put(image)
+            key = self.sources.put(image)
+        else:
+            key = await self.shared[0].put(image)
+        if owner is not None:
+            await self.chat_settings.own_source(owner, key)
+        return key
+
+    async def forget(self, *owners: str) -> int:
+        """Delete everything kept about ``owners``: settings, sticker pack records and their source photos.
+
+        Returns how many source photos were deleted.
+        """
+        deleted = 0
+        for owner in owners:
+            for key in await self.chat_settings.forget(owner):
+                if self.shared is None:
+                    self.sources.delete(key)
+                else:
+                    await self.shared[0].delete(key)
+                deleted += 1
+        return deleted
 
     async def find_source(self, key: str) -> bytes | None:
         """The photo kept under ``key``, or ``None`` when it expired or never existed."""
         if self.shared is None:
             return self.sources.get(key)
         return await self.shared[0].get(key)
+
+    async def sticker(self, image: bytes) -> bytes:
+        """``image`` as a 512 px WEBP sticker (in a thread: Pillow work stays off the event loop).
+
+        Raises ``ValueError`` when the bytes are not an image.
+        """
+        from bot.stickers import sticker_webp  # Pillow: loaded only when a sticker is asked for
+
+        return await asyncio.to_thread(sticker_webp, image)
 
     def stats(self) -> dict[str, int | float]:
         """The queue's numbers plus people refused by the rate limit and source photos held (in this process)."""

@@ -69,7 +69,14 @@ ACTION_ROW, BUTTON = 1, 2
 LINK_BUTTON_STYLE = 5
 GUILD_TEXT, DM = 0, 1
 DEFAULT_MESSAGE, CHAT_INPUT_MESSAGE, CONTEXT_MENU_MESSAGE = 0, 20, 23
-GUILD_CONTEXT, BOT_DM_CONTEXT = 0, 1
+GUILD_CONTEXT, BOT_DM_CONTEXT, PRIVATE_CHANNEL_CONTEXT = 0, 1, 2
+GUILD_INSTALL, USER_INSTALL = 0, 1
+GROUP_DM = 3
+# The locales Discord accepts in name_localizations / description_localizations.
+DISCORD_LOCALES = frozenset(
+    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el bg ru uk hi th zh-CN "
+    "ja zh-TW ko".split()
+)
 # Error codes
 UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE, UNKNOWN_INTERACTION = 10015, 10008, 10062
 ALREADY_ACKNOWLEDGED, TOO_LARGE, INVALID_FORM_BODY = 40060, 40005, 50035
@@ -257,8 +264,23 @@ class FakeDiscord:
         self.messages[int(message["id"])] = message
         return message
 
-    def slash_command(self, user: FakeUser, name: str, *, guild_id: int | None = None, **options: Any) -> JsonDict:
-        """A chat-input command as Discord sends it; options are typed from the registered command."""
+    def slash_command(
+        self,
+        user: FakeUser,
+        name: str,
+        *,
+        guild_id: int | None = None,
+        locale: str = "en-US",
+        user_install: bool = False,
+        group_dm: bool = False,
+        **options: Any,
+    ) -> JsonDict:
+        """A chat-input command as Discord sends it; options are typed from the registered command.
+
+        ``locale`` is the person's app language; ``user_install``: the person installed the app to their account
+        and uses it where the bot is not (a server without it when ``guild_id`` is given, else a group DM with
+        ``group_dm`` or a DM with a friend).
+        """
         command = self._registered(name, CHAT_INPUT)
         specs = {option["name"]: option for option in command.get("options", [])}
         values: list[JsonDict] = []
@@ -278,10 +300,24 @@ class FakeDiscord:
         data = {"id": command["id"], "name": name, "type": CHAT_INPUT, "options": values}
         if resolved:
             data["resolved"] = resolved
-        return self._interaction(user, APPLICATION_COMMAND, data, guild_id=guild_id)
+        return self._interaction(
+            user, APPLICATION_COMMAND, data, guild_id=guild_id, locale=locale, user_install=user_install,
+            group_dm=group_dm, command=command,
+        )
 
-    def message_command(self, user: FakeUser, name: str, target: JsonDict, *, guild_id: int | None = None) -> JsonDict:
-        """A message context-menu command on ``target``."""
+    def message_command(
+        self,
+        user: FakeUser,
+        name: str,
+        target: JsonDict,
+        *,
+        guild_id: int | None = None,
+        locale: str = "en-US",
+        user_install: bool = False,
+        group_dm: bool = False,
+    ) -> JsonDict:
+        """A message context-menu command on ``target`` (``locale``, ``user_install``, ``group_dm``: as for
+        ``slash_command``)."""
         command = self._registered(name, MESSAGE_COMMAND)
         data = {
             "id": command["id"],
@@ -290,7 +326,10 @@ class FakeDiscord:
             "target_id": target["id"],
             "resolved": {"messages": {target["id"]: target}},
         }
-        return self._interaction(user, APPLICATION_COMMAND, data, guild_id=guild_id)
+        return self._interaction(
+            user, APPLICATION_COMMAND, data, guild_id=guild_id, locale=locale, user_install=user_install,
+            group_dm=group_dm, command=command,
+        )
 
     def press_button(
         self, user: FakeUser, message: JsonDict, custom_id: str, *, guild_id: int | None = None
@@ -592,8 +631,26 @@ class FakeDiscord:
         raise ValueError(f"the bot registered no command {name!r} of type {kind}")
 
     def _interaction(
-        self, user: FakeUser, kind: int, data: JsonDict, *, guild_id: int | None, message: JsonDict | None = None
+        self,
+        user: FakeUser,
+        kind: int,
+        data: JsonDict,
+        *,
+        guild_id: int | None,
+        message: JsonDict | None = None,
+        locale: str = "en-US",
+        user_install: bool = False,
+        group_dm: bool = False,
+        command: JsonDict | None = None,
     ) -> JsonDict:
+        if command is not None:
+            # Discord offers a command only where its registration allows it.
+            context = GUILD_CONTEXT if guild_id is not None else PRIVATE_CHANNEL_CONTEXT if user_install else BOT_DM_CONTEXT
+            installs = command.get("integration_types") or [GUILD_INSTALL]
+            if (USER_INSTALL if user_install else GUILD_INSTALL) not in installs:
+                raise ValueError(f"{command['name']!r} is not installable that way (integration_types {installs})")
+            if command.get("contexts") is not None and context not in command["contexts"]:
+                raise ValueError(f"{command['name']!r} is not offered in context {context} ({command['contexts']})")
         payload: JsonDict = {
             "id": str(self._snowflake()),
             "application_id": str(self.application_id),
@@ -601,12 +658,32 @@ class FakeDiscord:
             "data": data,
             "token": f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
             "version": 1,
-            "locale": "en-US",
+            "locale": locale,
             "app_permissions": ALL_PERMISSIONS,
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
-        if guild_id is not None:
+        if user_install:
+            # The bot is not there: no guild object or member list, only the ids, and the person's authorization.
+            channel_id = self._snowflake()
+            private = {
+                "id": str(channel_id),
+                "type": GROUP_DM,
+                "flags": 0,
+                "last_message_id": None,
+                "recipients": [user.to_json()],
+            }
+            payload |= {
+                "channel_id": str(channel_id),
+                "channel": private if guild_id is None else _guild_channel(channel_id, guild_id),
+                "context": GUILD_CONTEXT if guild_id is not None else PRIVATE_CHANNEL_CONTEXT,
+                "authorizing_integration_owners": {"1": str(user.id)},
+            }
+            if guild_id is not None:
+                payload |= {"guild_id": str(guild_id), "member": _member(user)}
+            else:
+                payload["user"] = user.to_json()
+        elif guild_id is not None:
             payload |= {
                 "guild_id": str(guild_id),
                 "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
@@ -744,6 +821,9 @@ def _check_command(command: JsonDict) -> None:
     name = command.get("name", "")
     if not 1 <= len(name) <= NAME_LIMIT:
         raise invalid(f"command name {name!r} must be 1-32 characters")
+    _check_localizations(command, kind == CHAT_INPUT)
+    for option in command.get("options", []):
+        _check_localizations(option, True)
     if kind != CHAT_INPUT:
         if command.get("description"):
             raise invalid("context menu commands have no description")
@@ -770,6 +850,20 @@ def _check_command(command: JsonDict) -> None:
             raise invalid("at most 25 choices")
         if option.get("choices") and option["type"] not in (STRING, INTEGER, NUMBER):
             raise invalid("choices only fit string, integer and number options")
+
+
+def _check_localizations(item: JsonDict, lower_case_name: bool) -> None:
+    """Localized names follow the same rules as the name, in Discord's own locale codes."""
+    for locale, localized in (item.get("name_localizations") or {}).items():
+        if locale not in DISCORD_LOCALES:
+            raise invalid(f"unknown locale {locale!r}")
+        if not 1 <= len(localized) <= NAME_LIMIT:
+            raise invalid(f"localized name {localized!r} must be 1-32 characters")
+        if lower_case_name and (not CHAT_INPUT_NAME.match(localized) or localized != localized.lower()):
+            raise invalid(f"localized name {localized!r} must be lower case letters, digits, - or _")
+    for locale, localized in (item.get("description_localizations") or {}).items():
+        if locale not in DISCORD_LOCALES or not 1 <= len(localized) <= DESCRIPTION_LIMIT:
+            raise invalid(f"bad description localization {locale!r}: {localized!r}")
 
 
 def _check_components(rows: list[JsonDict]) -> None:

@@ -107,11 +107,14 @@ class FakeUser:
     first_name: str
     username: str | None = None
     is_bot: bool = False
+    language_code: str | None = None  # the language of the person's Telegram app (IETF tag)
 
     def to_json(self) -> JsonDict:
         data: JsonDict = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
         if self.username:
             data["username"] = self.username
+        if self.language_code:
+            data["language_code"] = self.language_code
         return data
 
 
@@ -156,6 +159,7 @@ class FakeTelegram:
     files: dict[str, StoredFile] = field(default_factory=dict)
     webhook: JsonDict | None = None
     port: int = 0
+    sticker_sets: dict[str, JsonDict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[JsonDict] = []
@@ -169,6 +173,7 @@ class FakeTelegram:
         self._delivery: asyncio.Task[None] | None = None
         self._closing = False
         self._flood_waits: dict[str, list[int]] = {}
+        self._media_groups = itertools.count(13_000_000_000_000_001)
         self._methods: dict[str, Callable[[JsonDict, dict[str, Upload]], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -189,6 +194,11 @@ class FakeTelegram:
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "getFile": self._get_file,
+            "sendMediaGroup": self._send_media_group,
+            "sendSticker": self._send_sticker,
+            "createNewStickerSet": self._create_new_sticker_set,
+            "addStickerToSet": self._add_sticker_to_set,
+            "getStickerSet": self._get_sticker_set,
         }
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -317,6 +327,39 @@ class FakeTelegram:
         if kind == "animation":  # as the real server does: an animation message also carries a document
             message["document"] = {**media, "file_name": "animation.gif.mp4"}
         return self._queue_message(message)
+
+    def send_album(
+        self, user: FakeUser, chat: FakeChat, items: list[tuple[str, bytes]], caption: str | None = None
+    ) -> list[JsonDict]:
+        """``user`` sends 2-10 items together as an album: separate messages (updates) sharing a
+        ``media_group_id``, as the app does. Items are ``("photo", image)``, ``("video", data)`` or
+        ``("document:<name>:<mime>", data)``; ``caption`` goes on the first item, as the app puts it."""
+        if not 2 <= len(items) <= 10:
+            raise ValueError("an album has 2-10 items")
+        group = str(next(self._media_groups))
+        sent = []
+        for kind, data in items:
+            message = self._new_message(user, chat, None)
+            message["media_group_id"] = group
+            if kind == "photo":
+                message["photo"] = self._store_photo(data)
+            elif kind == "video":
+                stored = self._store(data, "videos/file.mp4")
+                message["video"] = {
+                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "width": 640,
+                    "height": 360, "duration": 3, "mime_type": "video/mp4", "file_size": len(data),
+                }
+            else:
+                _, name, mime = kind.split(":", 2)
+                stored = self._store(data, f"documents/{name}")
+                message["document"] = {
+                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_name": name,
+                    "mime_type": mime, "file_size": len(data),
+                }
+            if not sent:
+                self._add_caption(message, caption)
+            sent.append(self._queue_message(message))
+        return sent
 
     def press_button(self, user: FakeUser, message: JsonDict, data: str) -> str:
         """``user`` presses the inline button carrying ``data`` under the bot's ``message`` (as it is now, after any
@@ -534,6 +577,89 @@ class FakeTelegram:
         else:
             clip.update(width=int(params.get("width") or 0), height=int(params.get("height") or 0))
         return clip
+    def _send_media_group(self, params: JsonDict, files: dict[str, Upload]) -> list[JsonDict]:
+        media = params.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise ApiError(400, "Bad Request: wrong number of media in the album (2-10)")
+        kinds = {item.get("type") for item in media if isinstance(item, dict)}
+        if not kinds <= {"photo", "video"} and not kinds <= {"document"} and not kinds <= {"audio"}:
+            raise ApiError(400, "Bad Request: documents and audio can't be mixed with other media types")
+        group = str(next(self._media_groups))
+        sent = []
+        for item in media:
+            message = self._bot_message({k: v for k, v in params.items() if k != "reply_markup"})
+            message["media_group_id"] = group
+            if item["type"] == "photo":
+                message["photo"] = self._store_photo(self._input_file(item.get("media"), files))
+            else:
+                message["document"] = self._document(item.get("media"), files)
+            self._add_bot_caption(message, item)
+            sent.append(self._keep(message))
+        return sent
+
+    def _send_sticker(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        data = self._input_file(params.get("sticker"), files)
+        message = self._bot_message(params)
+        message["sticker"] = self._sticker(data, str(params.get("emoji") or "🎨"))
+        return self._keep(message)
+
+    def _sticker(self, data: bytes, emoji: str) -> JsonDict:
+        """Check a static sticker as Telegram does (WEBP or PNG, 512 px on its long side) and store it."""
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                kind, size = image.format, image.size
+        except (OSError, ValueError):
+            raise ApiError(400, "Bad Request: STICKER_PNG_NOPNG") from None
+        if kind not in ("WEBP", "PNG") or max(size) != 512 or min(size) < 1:
+            raise ApiError(400, "Bad Request: STICKER_PNG_DIMENSIONS")
+        stored = self._store(data, "stickers/file.webp")
+        return {
+            "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "type": "regular",
+            "width": size[0], "height": size[1], "is_animated": False, "is_video": False, "emoji": emoji,
+        }
+
+    def _create_new_sticker_set(self, params: JsonDict, files: dict[str, Upload]) -> bool:
+        name = str(params.get("name", ""))
+        suffix = f"_by_{self.bot_user.username}"
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name) or not name.lower().endswith(suffix.lower()):
+            raise ApiError(400, "Bad Request: invalid sticker set name is specified")
+        if "__" in name:
+            raise ApiError(400, "Bad Request: invalid sticker set name is specified")
+        if name.lower() in {n.lower() for n in self.sticker_sets}:
+            raise ApiError(400, "Bad Request: sticker set name is already occupied")
+        stickers = params.get("stickers")
+        if not isinstance(stickers, list) or not 1 <= len(stickers) <= 50:
+            raise ApiError(400, "Bad Request: wrong number of stickers")
+        self.sticker_sets[name] = {
+            "name": name,
+            "title": str(params.get("title", "")),
+            "owner": int(params.get("user_id", 0)),
+            "sticker_type": "regular",
+            "stickers": [self._input_sticker(sticker, files) for sticker in stickers],
+        }
+        return True
+
+    def _add_sticker_to_set(self, params: JsonDict, files: dict[str, Upload]) -> bool:
+        pack = self.sticker_sets.get(str(params.get("name", "")))
+        if pack is None:
+            raise ApiError(400, "Bad Request: STICKERSET_INVALID")
+        if pack["owner"] != int(params.get("user_id", 0)):
+            raise ApiError(400, "Bad Request: STICKERSET_NOT_MODIFIED")
+        if len(pack["stickers"]) >= 120:
+            raise ApiError(400, "Bad Request: STICKERS_TOO_MUCH")
+        pack["stickers"].append(self._input_sticker(params.get("sticker"), files))
+        return True
+
+    def _get_sticker_set(self, params: JsonDict, files: dict[str, Upload]) -> JsonDict:
+        pack = self.sticker_sets.get(str(params.get("name", "")))
+        if pack is None:
+            raise ApiError(400, "Bad Request: STICKERSET_INVALID")
+        return {k: v for k, v in pack.items() if k != "owner"}
+
+    def _input_sticker(self, sticker: Any, files: dict[str, Upload]) -> JsonDict:
+        if not isinstance(sticker, dict) or sticker.get("format") != "static" or not sticker.get("emoji_list"):
+            raise ApiError(400, "Bad Request: can't parse InputSticker")
+        return self._sticker(self._input_file(sticker.get("sticker"), files), sticker["emoji_list"][0])
 
     def _send_chat_action(self, params: JsonDict, files: dict[str, Upload]) -> bool:
         self._chat_id(params)

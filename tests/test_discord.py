@@ -172,7 +172,7 @@ def image_of(message: dict | None) -> dict | None:
     return message["attachments"][0]
 
 
-CONTROLS = ["less", "more", "orig"]
+CONTROLS = ["less", "more", "orig", "sticker"]
 
 
 def buttons_of(message: dict) -> dict[str, dict]:
@@ -260,13 +260,14 @@ def decoded(data: bytes) -> Image.Image:
 async def test_commands_are_synced_globally_with_the_service_styles(bot: Bot) -> None:
     commands = {command["name"]: command for command in bot.fake.commands}
 
-    assert set(commands) == {"anime", "Animefy"}
+    assert set(commands) == {"anime", "Animefy", "forget"}
     options = {option["name"]: option for option in commands["anime"]["options"]}
     assert [choice["value"] for choice in options["style"]["choices"]] == [style.name for style in bot.service.styles()]
     assert options["image"]["required"] is True
     assert (options["strength"]["min_value"], options["strength"]["max_value"]) == (0.0, 1.0)
     assert commands["Animefy"]["type"] == MESSAGE_COMMAND
-    assert sorted(commands["anime"]["contexts"]) == [0, 1]  # guilds and the bot's DMs
+    assert sorted(commands["anime"]["contexts"]) == [0, 1, 2]  # guilds, the bot's DMs, other DMs and group DMs
+    assert sorted(commands["anime"]["integration_types"]) == [0, 1]  # installed to a server or to a person
     assert not bot.fake.refused()
 
 
@@ -290,7 +291,7 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert list(buttons) == [style.name for style in bot.service.styles()] + CONTROLS
     assert [len(row["components"]) for row in message["components"]][:-1] == [5] * (len(message["components"]) - 1)
     assert [button["label"] for button in message["components"][-1]["components"]] == [
-        "− strength", "+ strength", "Original"
+        "− strength", "+ strength", "Original", "Sticker"
     ]
     assert (percent_of(buttons["less"]), percent_of(buttons["more"]), percent_of(buttons["orig"])) == (25, 75, 0)
     assert buttons["hayao"]["disabled"] is True
@@ -587,7 +588,7 @@ async def test_the_token_is_used_but_never_logged(
     await private_reply(fake, token)
 
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
-    assert "Synced 2 global Discord commands" in caplog.text
+    assert "Synced 3 global Discord commands" in caplog.text
     assert BOT_TOKEN not in caplog.text
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from bot.config import Settings
+from bot.i18n import from_accept_language
 from adapters.web.jobform import MESSAGE_BAD_FORM, ApiError, read_job_form
 from bot.clips import looks_like_clip
 from bot.jobs import JobError, JobKind, JobProgress, JobRequest, progress_label
@@ -238,20 +239,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into the JSON shape ``{"error", "message"}`` with a plain sentence."""
+    """Turn every error into the JSON shape ``{"error", "message"}`` with a plain sentence (in the client's
+    ``Accept-Language`` when the catalogues have it)."""
+    language = from_accept_language(request.headers.get("Accept-Language"))
     try:
         return await handler(request)
     except ApiError as error:
-        return error.response()
+        return error.response(language)
     except JobError as error:
-        return ApiError.from_job_error(error).response()
+        return ApiError.from_job_error(error).response(language)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         code, message = HTTP_MESSAGES.get(error.status, ("http_error", error.reason))
         return ApiError(
             error.status, code, message, {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        ).response()
+        ).response(language)
 
 
 @web.middleware

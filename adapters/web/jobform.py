@@ -20,6 +20,7 @@ from PIL import Image
 
 from bot.clips import looks_like_clip
 from bot.config import Settings
+from bot.i18n import DEFAULT_LANGUAGE, Translator
 from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, PersonQueueFull, QueueFull, RateLimited
 from adapters.web.openapi import OUTPUT_FORMATS
 from bot.service import too_large_message
@@ -77,13 +78,13 @@ class ApiError(Exception):
             headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
         return cls(status, code, error.message, headers)
 
-    def body(self) -> dict[str, str]:
-        """The JSON body."""
-        return {"error": self.code, "message": self.message}
+    def body(self, language: str = DEFAULT_LANGUAGE) -> dict[str, str]:
+        """The JSON body, its sentence in ``language`` when the catalogue has it."""
+        return {"error": self.code, "message": Translator(language).say(self.message)}
 
-    def response(self) -> web.Response:
-        """The JSON response."""
-        return web.json_response(self.body(), status=self.status, headers=self.headers)
+    def response(self, language: str = DEFAULT_LANGUAGE) -> web.Response:
+        """The JSON response (``language``: the client's, from ``Accept-Language``)."""
+        return web.json_response(self.body(language), status=self.status, headers=self.headers)
 
 
 # --- reading and checking a job form -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.web.api import API_PREFIX, create_api_app
+from adapters.web.page_text import page_language, render_page
 from bot.config import Settings
 from bot.jobs import JobError, JobRequest, QueueFull, RateLimited
 from bot.metrics import Metrics
@@ -194,9 +195,14 @@ THUMBNAILS = web.AppKey("thumbnails", StyleThumbnails)
 # --- handlers ------------------------------------------------------------------------------------------------
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    """GET /: the page."""
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def index(request: web.Request) -> web.Response:
+    """GET /: the page, in ``?lang=`` or the browser's language (``Accept-Language``)."""
+    language = page_language(request.query.get("lang"), request.headers.get("Accept-Language"))
+    return web.Response(
+        text=render_page(STATIC_DIR / "index.html", language),
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache", "Content-Language": language, "Vary": "Accept-Language"},
+    )
 
 
 async def page_config(request: web.Request) -> web.Response:

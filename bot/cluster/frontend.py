@@ -22,6 +22,7 @@ from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
 from bot.joblog import TERMINAL_STAGES, JobLog
 from bot.jobs import JobError, JobFailed, JobProgress, JobRequest, JobResult, JobStage, QueueFull
+from bot.i18n import N_
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 JOB_ID_BYTES = 12
 FOLLOW_BLOCK_MS = 250  # how soon a newly submitted job joins the follower's blocking read
 STATS_EVERY_SECONDS = 1.0
-UNREACHABLE_MESSAGE = "The bot cannot reach its job queue right now. Please try again in a minute."
-LOST_MESSAGE = "Your picture's result expired before it could be sent. Please try again."
+UNREACHABLE_MESSAGE = N_("The bot cannot reach its job queue right now. Please try again in a minute.")
+LOST_MESSAGE = N_("Your picture's result expired before it could be sent. Please try again.")
 
 
 class RedisJob(JobLog):

@@ -49,6 +49,15 @@ class RedisSources:
             return None
         return image
 
+    async def delete(self, key: str) -> None:
+        """Forget the photo under ``key`` now."""
+        await self._client.delete(self.keys.source(key))
+
+    @property
+    def client(self) -> Redis:
+        """The Redis client (shared with the queue, which closes it)."""
+        return self._client
+
 
 class RedisRateLimiter:
     """``bot.limits.RateLimiter`` for every front end at once: at most ``per_minute`` photos per person per minute.

@@ -19,17 +19,25 @@ const STAGE_SPANS = {
   done: [100, 100],
 };
 
-const MESSAGES = {
-  offline: "Can't reach the AnimeBot server. Check that it is still running, then try again.",
-  timeout: "The server took too long to answer. Please try again.",
-  slow: "This is taking much longer than it should, so the page stopped waiting. Please try again.",
-  notImage: (kind) => `That file is not a photo or a video (it is ${kind}). Please choose an image or an MP4, MOV, WebM or GIF clip.`,
-  tooBig: (size, limit) => `This file is ${size}; the largest photo accepted is ${limit}.`,
-  badKey: "That key was not accepted. Check it and try again.",
-  lost: "The connection to the server was lost while your photo was being made. Please try again.",
-};
-
 const $ = (id) => document.getElementById(id);
+
+// The page's sentences in its language: the server puts the catalogue in #texts (msgid -> translation);
+// a msgid missing there is shown as it is (English).
+const TEXTS = JSON.parse($("texts")?.textContent || "{}");
+function t(msgid, params = {}) {
+  const text = TEXTS[msgid] || msgid;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+const MESSAGES = {
+  offline: t("Can't reach the AnimeBot server. Check that it is still running, then try again."),
+  timeout: t("The server took too long to answer. Please try again."),
+  slow: t("This is taking much longer than it should, so the page stopped waiting. Please try again."),
+  notImage: (kind) => t("That file is not a photo or a video (it is {kind}). Please choose an image or an MP4, MOV, WebM or GIF clip.", { kind }),
+  tooBig: (size, limit) => t("This file is {size}; the largest photo accepted is {limit}.", { size, limit }),
+  badKey: t("That key was not accepted. Check it and try again."),
+  lost: t("The connection to the server was lost while your photo was being made. Please try again."),
+};
 
 const state = {
   config: null,
@@ -40,6 +48,7 @@ const state = {
   style: null,
   resultUrl: null,
   busy: false,
+  batch: [],           // several photos chosen at once
 };
 
 class PlainError extends Error {
@@ -75,7 +84,7 @@ async function request(path, { method = "GET", body = null, timeout = REQUEST_TI
 }
 
 async function errorFrom(response) {
-  let message = `The server answered with an error (${response.status}). Please try again.`;
+  let message = t("The server answered with an error ({status}). Please try again.", { status: response.status });
   let code = "";
   try {
     const data = await response.json();
@@ -109,7 +118,9 @@ function setBusy(busy) {
 function updateGoButton() {
   const go = $("go");
   go.disabled = state.busy || !state.style || !(state.file || state.source);
-  go.textContent = state.busy ? "Working…" : (state.resultUrl ? "Animate again" : "Animate my photo");
+  go.textContent = state.busy ? t("Working…")
+    : state.batch.length > 1 ? t("Animate my photos")
+    : (state.resultUrl ? t("Animate again") : t("Animate my photo"));
 }
 
 // ---------------------------------------------------------------- configuration, key, styles, examples
@@ -117,11 +128,13 @@ function updateGoButton() {
 async function loadConfig() {
   const response = await request("/ui/config");
   state.config = await response.json();
-  $("max-size").textContent = formatBytes(state.config.max_upload_bytes);
-  if (state.config.clip_max_seconds) $("clip-seconds").textContent = String(state.config.clip_max_seconds);
+  $("limits").textContent = t("Up to {size}; a clip is drawn for its first {seconds} s.", {
+    size: formatBytes(state.config.max_upload_bytes),
+    seconds: state.config.clip_max_seconds,
+  });
   if (state.config.api_key_required && !state.apiKey) {
     $("key-panel").hidden = false;
-    $("styles").innerHTML = '<p class="muted">Enter the API key above to see the styles.</p>';
+    $("styles").innerHTML = `<p class="muted">${t("Enter the API key above to see the styles.")}</p>`;
     return false;
   }
   return true;
@@ -227,7 +240,7 @@ async function runExample(example) {
   clearErrors();
   try {
     const blob = await (await request(example.url)).blob();
-    chooseFile(new File([blob], example.name, { type: blob.type || "image/jpeg" }));
+    chooseFiles([new File([blob], example.name, { type: blob.type || "image/jpeg" })]);
   } catch (error) {
     showError($("go-error"), error.message);
     return;
@@ -251,13 +264,36 @@ function checkFile(file) {
 }
 
 function describeType(mime) {
-  if (mime.startsWith("text/")) return "a text file";
-  if (mime === "application/pdf") return "a PDF";
-  return `a file of type ${mime}`;
+  if (mime.startsWith("text/")) return t("a text file");
+  if (mime === "application/pdf") return t("a PDF");
+  if (mime.startsWith("video/")) return t("a video");
+  return t("a file of type {mime}", { mime });
 }
 
-function chooseFile(file) {
+// Several photos at once: each becomes its own job and its own result card (one after another, so a person's
+// photos never crowd the queue). One photo keeps the single-photo flow with its before/after slider.
+function chooseFiles(files) {
+  state.batch = [];
+  if (files.length === 1) {
+    chooseFile(files[0]);
+    return;
+  }
   clearErrors();
+  const problems = files.map((file) => [file, checkFile(file)]).filter(([, problem]) => problem);
+  const usable = files.filter((file) => !checkFile(file));
+  if (problems.length) showError($("photo-error"), problems.map(([file, problem]) => `${file.name}: ${problem}`).join(" "));
+  if (!usable.length) return;
+  chooseFile(usable[0], { keepErrors: true });
+  state.batch = usable;
+  const note = $("preview-note");
+  note.textContent = t("{count} photos chosen: each gets its own result.", { count: usable.length });
+  note.hidden = false;
+  updateGoButton();
+}
+
+function chooseFile(file, { keepErrors = false } = {}) {
+  if (!keepErrors) clearErrors();
+  state.batch = [];
   const problem = checkFile(file);
   if (problem) {
     showError($("photo-error"), problem);
@@ -283,7 +319,7 @@ function previewFailed() {
   $("preview").hidden = true;
   $("preview-video").hidden = true;
   const note = $("preview-note");
-  note.textContent = `${state.file.name}: this browser can't show a preview of it, but it can still be animated.`;
+  note.textContent = t("{name}: this browser can't show a preview of it, but it can still be animated.", { name: state.file.name });
   note.hidden = false;
 }
 
@@ -302,7 +338,7 @@ function wireUpload() {
     }
   });
   input.addEventListener("change", () => {
-    if (input.files.length) chooseFile(input.files[0]);
+    if (input.files.length) chooseFiles([...input.files]);
     input.value = "";
   });
   // Dropping anywhere on the page counts; without this the browser would open the file and leave the page.
@@ -316,8 +352,8 @@ function wireUpload() {
   window.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dragging");
-    const file = event.dataTransfer && event.dataTransfer.files[0];
-    if (file) chooseFile(file);
+    const files = event.dataTransfer ? [...event.dataTransfer.files] : [];
+    if (files.length) chooseFiles(files);
   });
   document.addEventListener("paste", (event) => {
     const file = event.clipboardData && [...event.clipboardData.files][0];
@@ -362,16 +398,19 @@ function showProgress(event) {
   const value = Math.max(Number(bar.value), percent);
   bar.value = value;
   bar.textContent = `${value} %`;
-  let label = event.label || "Working";
+  let label = event.label ? t(event.label) : t("Working");
+  if (event.stage === "stylizing" && event.frames) {
+    label = t("Stylizing frame {frame} of {frames}", { frame: event.frame || 0, frames: event.frames });
+  }
   if (event.stage === "queued" && event.position) {
-    label = event.position === 1 ? "Queued: you are next" : `Queued: ${event.position - 1} photos ahead of yours`;
+    label = event.position === 1 ? t("Queued: you are next") : t("Queued: {ahead} photos ahead of yours", { ahead: event.position - 1 });
   }
   $("progress-label").textContent = `${label}… ${value} %`;
 }
 
 function startProgress() {
   $("progress").value = 0;
-  $("progress-label").textContent = "Sending your photo…";
+  $("progress-label").textContent = t("Sending your photo…");
   $("progress-card").hidden = false;
 }
 
@@ -469,7 +508,7 @@ async function showResult(job, finished) {
   const clip = finished.result.mime.startsWith("video/");
   $("compare").hidden = clip;
   $("clip-result").hidden = !clip;
-  $("result-title").lastChild.textContent = clip ? " Your anime clip" : " Your anime still";
+  $("result-title").lastChild.textContent = " " + (clip ? t("Your anime clip") : t("Your anime still"));
   if (clip) {
     $("clip-player").muted = false;
     showClip(false);
@@ -485,14 +524,83 @@ async function showResult(job, finished) {
   download.href = state.resultUrl;
   download.download = `anime-${finished.result.style}.${extension}`;
   const notes = $("result-notes");
-  notes.textContent = (finished.result.notes || []).join(" ");
+  notes.textContent = (finished.result.notes || []).map((note) => t(note)).join(" ");
   notes.hidden = !notes.textContent;
   $("progress-card").hidden = true;
   $("result-card").hidden = false;
   $("result-card").scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
 
+// A 512 px WEBP of a picture (its long side 512, as chat stickers are), made by the browser itself.
+async function stickerOf(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const scale = 512 / Math.max(bitmap.width, bitmap.height);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return await new Promise((resolve) => canvas.toBlob(resolve, "image/webp", 0.9));
+}
+
+function addBatchCard(file, result, blob) {
+  const card = document.createElement("figure");
+  card.className = "batch-card";
+  const image = document.createElement("img");
+  image.src = URL.createObjectURL(blob);
+  image.alt = t("{name} in anime style", { name: file.name });
+  const caption = document.createElement("figcaption");
+  caption.textContent = file.name;
+  const actions = document.createElement("div");
+  actions.className = "result-actions";
+  const download = document.createElement("a");
+  download.className = "button";
+  download.href = image.src;
+  download.download = `${file.name.replace(/\.[^.]*$/, "")}-${result.style}.jpg`;
+  download.textContent = t("Download");
+  const sticker = document.createElement("a");
+  sticker.className = "button button-soft";
+  sticker.textContent = t("Sticker (512 px WEBP)");
+  sticker.download = `${file.name.replace(/\.[^.]*$/, "")}-sticker.webp`;
+  stickerOf(blob).then((webp) => { sticker.href = URL.createObjectURL(webp); });
+  actions.append(download, sticker);
+  card.append(image, caption, actions);
+  $("batch-results").append(card);
+}
+
+async function animateBatch() {
+  clearErrors();
+  setBusy(true);
+  $("batch-results").innerHTML = "";
+  $("batch-card").hidden = false;
+  $("result-card").hidden = true;
+  const files = state.batch;
+  try {
+    for (const [index, file] of files.entries()) {
+      startProgress();
+      $("progress-label").textContent = t("Photo {number} of {total}…", { number: index + 1, total: files.length });
+      state.file = file;
+      state.source = null;
+      try {
+        const job = await submitJob();
+        showProgress({ stage: "queued", position: job.position, label: "Queued", fraction: 0 });
+        const finished = await followJob(job);
+        const blob = await (await request(job.result_url)).blob();
+        addBatchCard(file, finished.result, blob);
+      } catch (error) {
+        showError($("go-error"), `${file.name}: ${error.message ? t(error.message) : MESSAGES.offline}`);
+        if (error.status === 401) break;
+      }
+    }
+  } finally {
+    $("progress-card").hidden = true;
+    state.file = files[0];
+    state.source = null;
+    setBusy(false);
+  }
+}
+
 async function animate() {
+  if (state.batch.length > 1) return animateBatch();
   if (state.busy || !state.style || !(state.file || state.source)) return;
   clearErrors();
   setBusy(true);
@@ -506,7 +614,7 @@ async function animate() {
     await showResult(job, finished);
   } catch (error) {
     $("progress-card").hidden = true;
-    showError($("go-error"), error.message || MESSAGES.offline);
+    showError($("go-error"), error.message ? t(error.message) : MESSAGES.offline);
     if (error.status === 401) $("key-panel").hidden = false; // the server's key changed since the page loaded
   } finally {
     setBusy(false);
