@@ -91,10 +91,10 @@ async def test_commands_have_localized_names_and_descriptions(bot: Bot) -> None:
     anime, menu = commands["anime"], commands["Animefy"]
     for locale, language in (("ru", "ru"), ("ja", "ja"), ("es-ES", "es"), ("es-419", "es")):
         _ = Translator(language)
-        assert anime["description_localizations"][locale] == _("Turn photos into anime art.")
+        assert anime["description_localizations"][locale] == _("Turn photos, videos or GIFs into anime art.")
         assert menu["name_localizations"][locale] == _("menu-name:Animefy")
         options = {option["name"]: option for option in anime["options"]}
-        assert options["image"]["description_localizations"][locale] == _("The photo to stylize")
+        assert options["image"]["description_localizations"][locale] == _("The photo, video or GIF to stylize")
     assert anime["name_localizations"]["ru"] == "аниме"
     assert anime["name_localizations"]["ja"] == "アニメ"
     assert "en-US" not in anime.get("name_localizations", {})

@@ -113,6 +113,20 @@ async def test_each_kind_of_clip_comes_back_as_itself(
 
 
 @module_loop
+async def test_a_russian_speaker_follows_a_clip_in_russian(telegram: FakeTelegram, service: Service) -> None:
+    user = FakeUser(id=next(_ids), first_name="Ольга", username=None, language_code="ru")
+    chat = telegram.private_chat(user)
+    clip = make_mp4(pan_frames(example("chelsea.jpg"), (160, 120), 24), 24, 12, audio_seconds=2.0)
+    async with bot(telegram, service):
+        sent = telegram.send_video(user, chat, clip, kind="video", size=(160, 120))
+        answer = await reply_with(telegram, sent, "video")
+    edits = [str(call.params["text"]) for call in telegram.calls_to("editMessageText", chat.id)]
+    assert any(edit.startswith("Рисую кадр") for edit in edits), edits
+    assert not any("frame" in edit or "Stylizing" in edit for edit in edits), edits
+    assert "strength" not in answer.get("caption", "").lower(), answer.get("caption")
+
+
+@module_loop
 async def test_a_video_file_comes_back_as_a_file_and_a_gif_file_as_a_clip(telegram: FakeTelegram, service: Service) -> None:
     user = new_user()
     chat = telegram.private_chat(user)

@@ -106,7 +106,9 @@ async def test_the_page_speaks_the_browsers_language(browser: Any, base_url: str
     assert title == _("AnimeBot: your photo as an anime still") != "AnimeBot: your photo as an anime still"
     assert heading is not None and heading.endswith(_("Your photo"))
     assert go == _("Animate my photo")  # set by the script, through t()
-    assert drop == _("Drop a photo here")
-    for english in ("Drop a photo here", "Style strength", "Enhance faces", "No photo at hand", "Photo credits"):
+    assert drop == _("Drop a photo or a short video here")
+    for english in (
+        "Drop a photo or a short video here", "Style strength", "Enhance faces", "No photo at hand", "Photo credits"
+    ):
         assert english not in body
     assert not errors, errors

@@ -36,7 +36,7 @@ async def test_page_is_rendered_in_the_browsers_language_or_the_chosen_one(setti
     assert "{{" not in japanese and "{%" not in japanese
     texts = json.loads(TEXTS.search(japanese).group(1))
     assert texts["Queued"] == _("Queued") != "Queued"  # the script's sentences and the server's stage labels
-    assert '<html lang="es">' in spanish and Translator("es")("Drop a photo here") in spanish
+    assert '<html lang="es">' in spanish and Translator("es")("Drop a photo or a short video here") in spanish
     assert response.headers["Content-Language"] == "es" and "Accept-Language" in response.headers["Vary"]
-    assert '<html lang="en">' in english and "Drop a photo here" in english
+    assert '<html lang="en">' in english and "Drop a photo or a short video here" in english
     assert json.loads(TEXTS.search(english).group(1)) == {}
