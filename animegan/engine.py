@@ -175,7 +175,6 @@ class Engine:
         report("finishing", 1.0)
         return Stylized(encoded, mime, width, height, decoded.notes, face_count)
 
-
     # --- clips: plan once, stylize chunks anywhere, join (see animegan/clip.py) ---
 
     def plan_clip(
