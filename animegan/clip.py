@@ -25,7 +25,7 @@ import av
 import av.error
 import numpy as np
 
-from animegan.errors import ImageTooLarge, UnsupportedClip
+from animegan.errors import ImageTooLarge, UnsupportedClip, sentence
 
 DEFAULT_MAX_SECONDS = 20.0
 DEFAULT_MAX_FPS = 15.0
@@ -38,11 +38,11 @@ TIME_EPSILON = 1e-3  # seconds: timestamps this close count as equal (rounding i
 FPS_DENOMINATOR_LIMIT = 1001
 
 
-EMPTY = "That file is empty: there is no video in it."
-NOT_A_CLIP = "That file is not a video I can read (MP4, MOV, WebM, GIF...)."
-NO_VIDEO = "That file has no picture in it (only sound, perhaps). Please send a video or a GIF."
-DAMAGED = "That video is damaged or incomplete (perhaps cut off while uploading); please send it again."
-NO_FRAMES = "No picture could be read from that video; it may be damaged. Please send it again."
+EMPTY = sentence("That file is empty: there is no video in it.")
+NOT_A_CLIP = sentence("That file is not a video I can read (MP4, MOV, WebM, GIF...).")
+NO_VIDEO = sentence("That file has no picture in it (only sound, perhaps). Please send a video or a GIF.")
+DAMAGED = sentence("That video is damaged or incomplete (perhaps cut off while uploading); please send it again.")
+NO_FRAMES = sentence("No picture could be read from that video; it may be damaged. Please send it again.")
 
 
 def cut_note(seconds: float) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
-from animegan.errors import AnimeganError, ImageTooLarge, UnsupportedImage
+from animegan.errors import AnimeganError, ImageTooLarge, UnsupportedImage, sentence
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -46,13 +46,13 @@ SRGB_DESCRIPTION_PREFIX = "sRGB"  # "sRGB IEC61966-2.1", "sRGB built-in"...
 # The Pillow mode a colour profile's space applies to.
 PROFILE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}
 
-EMPTY = "That file is empty: there is no image in it."
-NOT_AN_IMAGE = "That file is not an image I can read (JPEG, PNG, WebP, HEIC, GIF...)."
-DAMAGED = "That image file is damaged or incomplete (perhaps cut off while uploading); please send it again."
-NO_MEMORY = "That image is too large to open here."
-ANIMATED_NOTE = "This is an animated image: only its first frame was used."
-SEVERAL_PICTURES_NOTE = "This file holds several pictures: only the first was used."
-PROFILE_NOTE = "Its colour profile could not be used, so its colours were taken as they are."
+EMPTY = sentence("That file is empty: there is no image in it.")
+NOT_AN_IMAGE = sentence("That file is not an image I can read (JPEG, PNG, WebP, HEIC, GIF...).")
+DAMAGED = sentence("That image file is damaged or incomplete (perhaps cut off while uploading); please send it again.")
+NO_MEMORY = sentence("That image is too large to open here.")
+ANIMATED_NOTE = sentence("This is an animated image: only its first frame was used.")
+SEVERAL_PICTURES_NOTE = sentence("This file holds several pictures: only the first was used.")
+PROFILE_NOTE = sentence("Its colour profile could not be used, so its colours were taken as they are.")
 
 MIME_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 FORMAT_ALIASES = {"jpg": "jpeg"}

@@ -17,7 +17,7 @@ from bot.pool import person_busy_message
 
 REPO = Path(__file__).resolve().parents[1]
 # The same keywords as the extraction command in bot/locale/README.md.
-KEYWORDS = {"_": None, "N_": None, "Text": None, "plural": (1, 2), "localized": None, "t": None}
+KEYWORDS = {"_": None, "N_": None, "Text": None, "plural": (1, 2), "localized": None, "t": None, "sentence": None}
 METHODS = [
     ("**.py", "python"),
     ("**.html", "adapters.web.page_text:extract_page"),
@@ -30,7 +30,7 @@ TRANSLATED = sorted(set(LANGUAGES) - {"en"})
 def code_messages() -> dict[str | tuple[str, str], str]:
     """Every msgid the code marks, with where it is."""
     found: dict[str | tuple[str, str], str] = {}
-    for folder in ("adapters", "bot", "weights"):
+    for folder in ("adapters", "bot", "weights", "animegan"):
         for filename, line, message, _comments, _context in extract_from_dir(
             REPO / folder, METHODS, keywords=KEYWORDS, strip_comment_tags=True
         ):
@@ -95,6 +95,22 @@ def test_errors_made_in_bot_are_said_in_the_persons_language() -> None:
     assert Translator("es").say("The bot is busy right now. Please try again in a minute.").startswith("El bot")
     assert Translator("es").say("no such message") == "no such message"
     assert Translator("en").say(Text("Style: {style}", style="Hayao")) == "Style: Hayao"
+
+
+def test_the_engines_refusals_are_said_in_the_persons_language() -> None:
+    """The engine knows no languages; its sentences are msgids of the catalogues, so a front end can say them."""
+    from animegan.clip import ClipLimits, scan
+    from animegan.errors import AnimeganError
+    from animegan.images import decode_image
+
+    for refuse in (lambda: decode_image(b""), lambda: decode_image(b"not an image at all"),
+                   lambda: scan(b"", ClipLimits()), lambda: scan(b"\x00\x00\x00\x18ftypmp42", ClipLimits())):
+        with pytest.raises(AnimeganError) as refusal:
+            refuse()
+        english = refusal.value.message
+        for language in TRANSLATED:
+            said = Translator(language).say(english)
+            assert said != english and said == Translator(language)(english), (language, english)
 
 
 def test_language_is_picked_from_platform_tags() -> None:
