@@ -27,8 +27,10 @@ from discord import app_commands
 from adapters.discord_i18n import (
     COMMAND_NAME,
     CONTEXT_MENU_NAME,
+    FACES_OPTION,
     FORGET_NAME,
     IMAGE_OPTION,
+    SETTINGS_NAME,
     STRENGTH_OPTION,
     STYLE_OPTION,
     CatalogueTranslator,
@@ -37,6 +39,7 @@ from adapters.discord_i18n import (
     localized,
 )
 from adapters.discord_replies import apologize, check_allowed
+from adapters.discord_settings import chosen_style, owner_of, settings_command
 from adapters.discord_stickers import StickerButton
 from adapters.discord_result import USER_PREFIX, StyleButton, follow, show_result
 from bot.clips import looks_like_clip
@@ -117,14 +120,15 @@ async def anime(
     interaction: discord.Interaction[AnimeClient],
     image: discord.Attachment,
     style: str | None = None,
-    strength: app_commands.Range[float, 0.0, 1.0] = 1.0,
+    strength: app_commands.Range[float, 0.0, 1.0] | None = None,
     image2: discord.Attachment | None = None,
     image3: discord.Attachment | None = None,
     image4: discord.Attachment | None = None,
 ) -> None:
-    """Turn the attached photos, videos or GIFs (up to 4) into anime art."""
+    """Turn the attached photos, videos or GIFs (up to 4) into anime art (style and strength: the person's
+    /settings unless given)."""
     attachments = [a for a in (image, image2, image3, image4) if a is not None]
-    await stylize_attachments(interaction, attachments, style or interaction.client.settings.default_style, strength)
+    await stylize_attachments(interaction, attachments, style, strength)
 
 
 async def animefy(interaction: discord.Interaction[AnimeClient], message: discord.Message) -> None:
@@ -134,7 +138,7 @@ async def animefy(interaction: discord.Interaction[AnimeClient], message: discor
         _ = interaction_translator(interaction)
         await interaction.response.send_message(_(NO_IMAGE), ephemeral=True)
         return
-    await stylize_attachments(interaction, images, interaction.client.settings.default_style, 1.0)
+    await stylize_attachments(interaction, images)
 
 
 async def forget(interaction: discord.Interaction[AnimeClient]) -> None:
@@ -152,11 +156,18 @@ async def forget(interaction: discord.Interaction[AnimeClient]) -> None:
 
 
 async def stylize_attachments(
-    interaction: discord.Interaction[AnimeClient], attachments: list[discord.Attachment], style: str, strength: float
+    interaction: discord.Interaction[AnimeClient],
+    attachments: list[discord.Attachment],
+    style: str | None = None,
+    strength: float | None = None,
 ) -> None:
     """Check the attachments, defer, then stylize them one after another: the first in the command's own reply,
-    each next one in a follow-up message (one at a time keeps a person within their own queue cap)."""
+    each next one in a follow-up message (one at a time keeps a person within their own queue cap). What is not
+    given comes from the person's /settings."""
     _ = interaction_translator(interaction)
+    chosen = await interaction.client.service.chat_settings.load(owner_of(interaction))
+    style = style or chosen_style(chosen, interaction.client.service)
+    strength = chosen.strength / FULL_STRENGTH if strength is None else strength
     limit = interaction.client.settings.max_upload_bytes
     problems = [problem for problem in (attachment_problem(a, limit, _) for a in attachments) if problem]
     usable = [a for a in attachments if attachment_problem(a, limit, _) is None]
@@ -173,7 +184,7 @@ async def stylize_attachments(
         else:
             placeholder = await interaction.followup.send(_("Starting…"), wait=True)
             edit, remove = placeholder.edit, placeholder.delete
-        await _stylize_one(interaction, attachment, style, strength, edit, remove, _)
+        await _stylize_one(interaction, attachment, style, strength, chosen.faces, edit, remove, _)
 
 
 async def _stylize_one(
@@ -181,6 +192,7 @@ async def _stylize_one(
     attachment: discord.Attachment,
     style: str,
     strength: float,
+    faces: bool,
     edit: Callable[..., Awaitable[Any]],
     remove: Callable[[], Awaitable[Any]],
     _: Translator,
@@ -193,10 +205,10 @@ async def _stylize_one(
         _log.warning("Downloading a Discord attachment failed", exc_info=True)
         await _fail(interaction, _(DOWNLOAD_FAILED), remove)
         return
-    owner = f"{USER_PREFIX}:{interaction.user.id}"
+    owner = owner_of(interaction)
     key = await interaction.client.service.keep_source(image, owner=owner)
     request = JobRequest(
-        user=owner, image=image, style=style, strength=strength,
+        user=owner, image=image, style=style, strength=strength, faces=faces,
         kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
     )
     try:
@@ -264,11 +276,24 @@ def build_client(settings: Settings, service: Service) -> AnimeClient:
         image3=localized("Another photo"),
         image4=localized("Another photo"),
     )(command)
+    settings = app_commands.Command(
+        name=command_name(SETTINGS_NAME), description=localized("Your style, strength and face pass, kept for you."),
+        callback=settings_command,
+    )
+    app_commands.rename(style=command_name(STYLE_OPTION), strength=command_name(STRENGTH_OPTION),
+                        faces=command_name(FACES_OPTION))(settings)
+    app_commands.describe(
+        style=localized("Your style from now on"),
+        strength=localized("0 = photo, 1 = full style"),
+        faces=localized("Stylize faces on their own (face pass)"),
+    )(settings)
     styles = service.styles()
     if styles:
         choices = [app_commands.Choice(name=style.title, value=style.name) for style in styles[:MAX_CHOICES]]
         app_commands.choices(style=choices)(command)
+        app_commands.choices(style=choices)(settings)
     client.tree.add_command(command)
+    client.tree.add_command(settings)
     client.tree.add_command(app_commands.ContextMenu(name=command_name(CONTEXT_MENU_NAME), callback=animefy))
     client.tree.add_command(
         app_commands.Command(

@@ -17,6 +17,8 @@ from bot.i18n import DEFAULT_LANGUAGE, N_, Translator, pick_language, supported
 COMMAND_NAME = N_("command-name:anime")
 CONTEXT_MENU_NAME = N_("menu-name:Animefy")
 FORGET_NAME = N_("command-name:forget")
+SETTINGS_NAME = N_("command-name:settings")
+FACES_OPTION = N_("option-name:faces")
 IMAGE_OPTION = N_("option-name:image")
 STYLE_OPTION = N_("option-name:style")
 STRENGTH_OPTION = N_("option-name:strength")

@@ -139,3 +139,21 @@ async def test_forget_deletes_the_persons_kept_photos(bot: Bot, photo: bytes) ->
     assert reply["content"] == "Hecho: borré 1 foto guardada. No guardo nada más sobre ti."
     assert await bot.service.find_source(key) is None
     assert not await bot.service.chat_settings.holds_anything_about(f"discord:{dora.id}")
+
+
+async def test_settings_are_kept_and_used_by_the_next_command(bot: Bot, photo: bytes) -> None:
+    fake = bot.fake
+    erin = FakeUser(1_300_000_000_000_000_505, "erin")
+    shown = await fake.send(fake.slash_command(erin, "settings", guild_id=fake.guild_id))
+    assert "Strength: 100%" in (await private_reply(fake, shown))["content"]
+
+    changed = await fake.send(
+        fake.slash_command(erin, "settings", guild_id=fake.guild_id, style="hayao", strength=0.5, faces=False)
+    )
+    reply = (await private_reply(fake, changed))["content"]
+    assert "Style: Hayao" in reply and "Strength: 50%" in reply and "Face pass: off" in reply
+    kept = await bot.service.chat_settings.load(f"discord:{erin.id}")
+    assert (kept.style, kept.strength, kept.faces) == ("hayao", 50, False)
+
+    token = await fake.send(fake.slash_command(erin, "anime", guild_id=fake.guild_id, image=upload(fake, photo)))
+    await finished(fake, token, "anime-hayao.jpg")  # the kept style, without naming it
