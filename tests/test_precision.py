@@ -124,3 +124,59 @@ def test_int8_without_calibration_photos_says_so(weights_dir: Path, tmp_path: Pa
     engine = Engine(weights_dir, precision="int8", calibration_dir=tmp_path)
     with pytest.raises(ValueError, match="calibration photos"):
         engine.load("shinkai")
+
+
+def _padded_convolution_model() -> object:
+    """(1, 3, H, W) -> edge pad -> reflect pad -> quantizer -> 3x3 conv, and a reflect pad that a second op also
+    reads (its quantizer must stay where it is)."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    image = ops.parameter([1, 3, -1, -1], ov.Type.f32)
+    edge = ops.pad(image, np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1]), "edge")
+    reflect = ops.pad(edge, np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), "reflect")
+    low, high = np.array(-0.8, np.float32), np.array(0.9, np.float32)
+    quantized = ops.fake_quantize(reflect, low, high, low, high, 256)
+    weights = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    convolved = ops.convolution(quantized, weights, [1, 1], [0, 0], [0, 0], [1, 1])
+    shared = ops.pad(image, np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), "reflect")
+    kept = ops.convolution(ops.fake_quantize(shared, low, high, low, high, 256), weights, [1, 1], [0, 0], [0, 0], [1, 1])
+    return ov.Model([convolved, kept, ops.relu(shared)], [image])
+
+
+def _quantizers_reading_pads(model: object) -> int:
+    return sum(op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Pad"
+               for op in model.get_ordered_ops())  # type: ignore[attr-defined]
+
+
+def test_quantizers_move_above_pads_and_the_output_stays_the_same() -> None:
+    import numpy as np
+    import openvino as ov
+
+    from animegan.quantize import hoist_quantizers_above_pads
+
+    model = _padded_convolution_model()
+    before = ov.Core().compile_model(model.clone(), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})  # type: ignore[attr-defined]
+    assert hoist_quantizers_above_pads(model) == 1
+    assert _quantizers_reading_pads(model) == 1  # the pad with two readers keeps its quantizer
+    after = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    rng = np.random.default_rng(1)
+    for height, width in ((17, 30), (40, 24)):
+        image = rng.uniform(-1.2, 1.2, size=(1, 3, height, width)).astype(np.float32)
+        want, got = before(image), after(image)
+        assert got[0].shape == (1, 4, height + 1, width + 1)
+        for index in range(3):  # float convolutions, fused differently: equal to rounding (the real one is exact)
+            np.testing.assert_allclose(got[index], want[index], rtol=0, atol=1e-5)
+
+
+def test_int8_generator_quantizes_before_its_pads(weights_dir: Path) -> None:
+    from animegan.precision import openvino_model
+
+    model = load_manifest().models["animeganv3_shinkai"]
+    photos = calibration_photos(default_calibration_dir())
+    quantized = openvino_model(lambda: build_generator(model, weights_dir), converted_path(model, weights_dir).stem,
+                               "int8", weights_dir, lambda: calibration_set(photos), calibration_digest(photos))
+    kinds = [op.get_type_name() for op in quantized.get_ordered_ops()]  # type: ignore[attr-defined]
+    assert kinds.count("FakeQuantize") >= 10 and kinds.count("Pad") >= 10
+    assert _quantizers_reading_pads(quantized) == 0
