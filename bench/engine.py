@@ -4,7 +4,8 @@
 
 Every ratio is measured side by side in one run: each photo goes through every variant in turn, so a noisy
 machine moves all columns together. Photos are the calibration set (real photos of varied shapes) taken in turn,
-never one shape repeated. Prints, and writes to ``--output`` with the machine it ran on:
+never one shape repeated. Prints, and writes to ``--output`` with the machine it ran on (from its "# Run" heading
+on; the text above it is kept):
 
 1. the generator at 512 px: ms per photo, x onnxruntime fp32 (the release model converted to fp32), x eager fp32,
    PSNR against eager fp32 and the largest colour shift of a channel's mean; on a CPU with native bf16 also the
@@ -55,6 +56,7 @@ from bench.onnx_fp32 import convert_to_fp32  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "animeganv3_shinkai"
 FACE_PHOTO = "portrait_man_talking.jpg"
+RUN_HEADING = "# Run"  # docs/benchmarks.md: the bench rewrites everything from this heading on
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -259,7 +261,7 @@ def main() -> None:
     import openvino
 
     header = [
-        "# Engine benchmarks", "",
+        RUN_HEADING, "",
         f"Written by `bench/engine.py` on {time.strftime('%Y-%m-%d')}. Machine: {cpu.describe()}; "
         f"{args.threads} threads; {platform.python_implementation()} {platform.python_version()}, torch "
         f"{torch.__version__}, OpenVINO {openvino.get_version().split('-')[0]}, onnxruntime {onnxruntime.__version__}. "
@@ -277,7 +279,15 @@ def main() -> None:
             lines = [*make(), ""]
             print("\n".join(lines), flush=True)
             sections.append(lines)
-    args.output.write_text("\n".join(line for section in sections for line in section))
+    run = "\n".join(line for section in sections for line in section)
+    args.output.write_text(kept_preamble(args.output) + run)
+
+
+def kept_preamble(path: Path) -> str:
+    """The hand-written text above the run in ``path`` (what each precision is, what was tried), kept as it is."""
+    text = path.read_text() if path.is_file() else ""
+    cut = text.find(f"\n{RUN_HEADING}\n")
+    return text[: cut + 1] if cut >= 0 else "# Engine benchmarks\n\n"
 
 
 if __name__ == "__main__":
