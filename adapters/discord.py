@@ -16,10 +16,12 @@ Run it inside an already running loop::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -50,8 +52,8 @@ from bot.redaction import redact_token_in_logs
 from bot.restyle import FULL_STRENGTH, LatestPress
 from bot.service import Service
 
-if TYPE_CHECKING:
-    from bot.config import Settings
+from bot.config import Settings
+from bot.front_ends import FrontEnd
 
 _log = logging.getLogger(__name__)
 
@@ -311,3 +313,23 @@ async def serve(client: AnimeClient) -> None:
         raise ValueError("ANIMEBOT_DISCORD_TOKEN is not set")
     redact_token_in_logs(token.get_secret_value())
     await client.start(token.get_secret_value())
+
+
+def serving(settings: Settings, service: Service) -> AbstractAsyncContextManager[None] | None:
+    """Discord while entered, when ``settings.discord_token`` is set (for ``animebot serve``)."""
+    if settings.discord_token is None:
+        return None
+    return _connected(build_client(settings, service))
+
+
+@asynccontextmanager
+async def _connected(client: AnimeClient) -> AsyncIterator[None]:
+    task = asyncio.create_task(serve(client))
+    try:
+        yield
+    finally:
+        await client.close()
+        await task
+
+
+FRONT_END = FrontEnd("discord", start_order=2, serving=serving)

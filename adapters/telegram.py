@@ -14,7 +14,7 @@ import mimetypes
 import re
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from hmac import compare_digest
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
@@ -61,6 +61,7 @@ from adapters.telegram_stickers import (
 )
 from animegan.manifest import Style
 from bot.config import Settings
+from bot.front_ends import FrontEnd
 from bot.clips import looks_like_clip
 from bot.i18n import ENGLISH, N_, Translator, pick_language
 from bot.jobs import JobError, JobKind, JobProgress, JobRequest, JobResult, JobStage
@@ -519,3 +520,19 @@ async def _start_webhook(application: Application, settings: Settings) -> web.Ap
         settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
     )
     return runner
+
+
+def serving(settings: Settings, service: Service) -> AbstractAsyncContextManager[None] | None:
+    """Telegram while entered, when ``settings.telegram_token`` is set (for ``animebot serve``)."""
+    if settings.telegram_token is None:
+        return None
+    return _running_quietly(build_application(settings, service), settings)
+
+
+@asynccontextmanager
+async def _running_quietly(application: Application, settings: Settings) -> AsyncIterator[None]:
+    async with running(application, settings):
+        yield
+
+
+FRONT_END = FrontEnd("telegram", start_order=1, serving=serving)

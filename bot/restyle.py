@@ -14,10 +14,10 @@ from typing import Generic, TypeVar
 
 from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobProgress, JobStage
+from bot.settings_store import FULL_STRENGTH
 
 MessageKey = TypeVar("MessageKey", bound=Hashable)
 
-FULL_STRENGTH = 100
 PERCENT_STEP = 10  # coarse steps: fewer status edits, and each one says something new
 # Where each engine stage starts and ends in the whole job, as fractions (stylizing is most of the time).
 STAGE_SPANS: dict[JobStage, tuple[float, float]] = {

@@ -12,13 +12,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from bot.config import Settings
+from bot.front_ends import installed_front_ends
 from bot.redaction import redact_token_in_logs
 from bot.service import Service
 
@@ -41,49 +40,32 @@ def _redis_password(settings: Settings) -> list[str]:
     return [password] if password else []
 
 
-def _front_ends(settings: Settings, service: Service, stop: asyncio.Event) -> dict[str, Coroutine[Any, Any, None]]:
-    """The chat front ends whose tokens are set, as coroutines that run until ``stop`` is set."""
-    front_ends: dict[str, Coroutine[Any, Any, None]] = {}
-    if settings.telegram_token is not None:
-        from adapters.telegram import run_telegram
-
-        front_ends["telegram"] = run_telegram(settings, service, stop)
-    if settings.discord_token is not None:
-        from adapters.discord import build_client
-        from adapters.discord import serve as serve_discord
-
-        client = build_client(settings, service)
-
-        async def run_discord() -> None:
-            task = asyncio.create_task(serve_discord(client))
-            await stop.wait()
-            await client.close()
-            await task
-
-        front_ends["discord"] = run_discord()
-    return front_ends
-
-
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """Start everything configured, wait for ``stop``, then shut down in order (front ends, web, pool)."""
-    from adapters.web import create_app
-
-    async with Service(settings) as service, worker_host(settings, embedded=True):
-        runner = web.AppRunner(create_app(settings, service), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        log.info("web UI and API on http://%s:%d", settings.host, settings.port)
-        tasks = {name: asyncio.create_task(front_end) for name, front_end in _front_ends(settings, service, stop).items()}
-        for name in tasks:
-            log.info("%s bot started", name)
+    """Start every configured front end on one service, wait for ``stop``, then shut down in order: the chat front
+    ends (each finishes the photos it accepted), then the web server, then the pool."""
+    async with Service(settings) as service, worker_host(settings, embedded=True), AsyncExitStack() as essentials:
+        chats: dict[str, asyncio.Task[None]] = {}
+        for front_end in installed_front_ends():
+            serving = front_end.serving(settings, service)
+            if serving is None:
+                continue
+            if front_end.essential:
+                await essentials.enter_async_context(serving)
+            else:
+                chats[front_end.name] = asyncio.create_task(_serve_until(serving, stop))
+            log.info("%s front end started", front_end.name)
         await stop.wait()
         log.info("stopping: finishing the photos already accepted")
-        for name, task in tasks.items():
+        for name, task in chats.items():
             try:
                 await task
             except Exception:
                 log.exception("%s bot stopped with an error", name)
-        await runner.cleanup()
+
+
+async def _serve_until(serving: AbstractAsyncContextManager[None], stop: asyncio.Event) -> None:
+    async with serving:
+        await stop.wait()
 
 
 @asynccontextmanager

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from animegan.errors import AnimeganError
 from animegan.manifest import Style, find_style, installed_styles
 from bot.cache import Clock, SourceStore
-from bot.clips import ClipJob, ClipSettings
+from bot.clips import ClipJob, ClipSettings, looks_like_clip
 from bot.config import Settings
 from bot.disk_cache import DiskSourceCache
 from bot.i18n import N_, Text
-from bot.jobs import JobHandle, JobKind, JobQueue, JobRejected, JobRequest
+from bot.jobs import JobError, JobHandle, JobKind, JobQueue, JobRejected, JobRequest, JobResult, PersonQueueFull
 from bot.limits import AccessList, RateLimiter
+from bot.orders import SOURCE_EXPIRED, Accepted, Order, SourceExpired
 from bot.pool import InferencePool, PoolConfig
-from bot.settings_store import SettingsStore, SqliteSettingsStore
+from bot.settings_store import FULL_STRENGTH, ChatSettings, SettingsStore, SqliteSettingsStore
 
 if TYPE_CHECKING:
     from bot.cluster.shared import RedisRateLimiter, RedisSources
@@ -143,22 +145,111 @@ class Service:
         styles = installed_styles(self.settings.weights_dir)
         return sorted(styles, key=lambda style: style.name != self.settings.default_style)
 
-    async def submit(self, request: JobRequest) -> JobHandle:
-        """Queue a photo; raises ``JobRejected``, ``RateLimited`` or ``QueueFull`` at once when it can't be taken.
+    def styles_by_name(self) -> dict[str, Style]:
+        """The installed styles by name, ``settings.default_style`` first."""
+        return {style.name: style for style in self.styles()}
 
-        The style name is checked and normalised here ("Shinkai" -> "shinkai"), so a bad one costs no queue slot.
+    def style_for(self, chosen: ChatSettings) -> str:
+        """The chosen style when it is installed, else the server's default."""
+        installed = {style.name for style in self.styles()}
+        return chosen.style if chosen.style in installed else self.settings.default_style
+
+    async def submit(self, order: Order) -> Accepted:
+        """Take one photo or clip from a front end: the one path every upload and button press goes through.
+
+        Reads the kept photo an order names, fills in what it leaves open from ``order.chosen``, tells a clip from
+        a photo, checks it, applies the rate limit and the queue's admission, and only then keeps a new upload for
+        the buttons: a refused upload is never stored. Raises ``SourceExpired``, ``JobRejected``, ``RateLimited``
+        or ``QueueFull`` (``PersonQueueFull``) with the sentence to show.
         """
+        image = order.image
+        if image is None:
+            image = await self.find_source(order.source or "")
+            if image is None:
+                raise SourceExpired(SOURCE_EXPIRED)
+        chosen = order.chosen or ChatSettings()
+        request = JobRequest(
+            user=order.user,
+            image=image,
+            style=order.style or self.style_for(chosen),
+            strength=chosen.strength / FULL_STRENGTH if order.strength is None else order.strength,
+            faces=chosen.faces if order.faces is None else order.faces,
+            output_format=order.output_format,
+            kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
+        )
+        handle, request = await self._admit(request)
+        source = order.source or ""
+        if order.image is not None and order.keep:
+            source = await self.keep_source(order.image, owner=order.owner)
+        return Accepted(handle, source, request)
+
+    async def submit_in_turn(
+        self, orders: list[Order], on_done: Callable[[int], Awaitable[None]]
+    ) -> list[Accepted | JobError]:
+        """Submit every order, the next one only while the person's own queue has room; wait for every outcome.
+
+        A ``PersonQueueFull`` refusal waits for one of the person's running jobs, then tries again, so a big album
+        waits its turn instead of being refused; any other refusal (rate limit, busy) is that order's outcome.
+        ``on_done(finished)`` is called as jobs finish. Returns, in order, each accepted order (its job finished,
+        ``handle.result()`` ready) or the error that ended it.
+        """
+        outcomes: list[Accepted | JobError | None] = [None] * len(orders)
+        running: dict[asyncio.Future[JobResult], tuple[int, Accepted]] = {}
+        finished = 0
+
+        async def collect(done: set[asyncio.Future[JobResult]]) -> None:
+            nonlocal finished
+            for task in done:
+                index, accepted = running.pop(task)
+                error = task.exception()
+                if error is not None and not isinstance(error, JobError):
+                    raise error
+                outcomes[index] = error if isinstance(error, JobError) else accepted
+                finished += 1
+                await on_done(finished)
+
+        for index, order in enumerate(orders):
+            while outcomes[index] is None:
+                try:
+                    accepted = await self.submit(order)
+                except PersonQueueFull as refusal:
+                    if running:
+                        done, _pending = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                        await collect(done)
+                        continue
+                    outcomes[index] = refusal
+                except JobError as refusal:
+                    outcomes[index] = refusal
+                else:
+                    running[asyncio.ensure_future(accepted.handle.result())] = (index, accepted)
+                    break
+        while running:
+            done, _pending = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            await collect(done)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def enqueue(self, request: JobRequest) -> JobHandle:
+        """Queue a job as it is (its kind given, nothing kept): for tests, benchmarks and internal jobs.
+
+        The same checks, rate limit and admission as ``submit``; raises the same errors.
+        """
+        handle, _request = await self._admit(request)
+        return handle
+
+    async def _admit(self, request: JobRequest) -> tuple[JobHandle, JobRequest]:
+        """Check ``request`` (its style normalised: "Shinkai" -> "shinkai", so a bad one costs no queue slot),
+        apply the rate limit and the queue's admission; the queued job and the checked request."""
         checked = self._checked(request)
         if self.shared is None:
             self.limiter.check(checked.user)
             handle = await self._enqueue(checked)
             self.limiter.record(checked.user)
-            return handle
+            return handle, checked
         limiter = self.shared[1]
         await limiter.check(checked.user)
         handle = await self._enqueue(checked)
         await limiter.record(checked.user)
-        return handle
+        return handle, checked
 
     async def _enqueue(self, request: JobRequest) -> JobHandle:
         if request.kind is JobKind.CLIP:  # split into steps that run on every worker (bot/clips.py)

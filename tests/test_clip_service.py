@@ -54,7 +54,7 @@ async def test_a_clip_runs_in_chunks_on_every_worker_with_frame_progress(
     monkeypatch.setenv(FRAME_DELAY_ENV, "0.05")
     clip = make_mp4(pan_frames(example(), (160, 120), 24), 24, 12, audio_seconds=2.0)
     async with Service(clip_settings(weights_dir)) as service:
-        handle = await service.submit(JobRequest("web:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
+        handle = await service.enqueue(JobRequest("web:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
         events = [event async for event in handle.progress()]
         result = await handle.result()
     out = describe(result.image)
@@ -77,12 +77,12 @@ async def test_a_photo_sent_during_a_clip_is_not_held_up_by_it(
     clip = make_mp4(pan_frames(example(), (128, 96), 36), 36, 12)  # 9 chunks of 0.6 s or more on 1 worker
     photo = encode(__import__("PIL.Image").Image.fromarray(example()).resize((128, 96)), "JPEG")
     async with Service(clip_settings(weights_dir, workers=1)) as service:
-        clip_job = await service.submit(JobRequest("telegram:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
+        clip_job = await service.enqueue(JobRequest("telegram:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
         async for event in clip_job.progress():
             if event.stage is JobStage.STYLIZING and (event.frame or 0) >= CHUNK:
                 break
         began = time.monotonic()
-        photo_job = await service.submit(JobRequest("telegram:2", photo, "shinkai", faces=False))
+        photo_job = await service.enqueue(JobRequest("telegram:2", photo, "shinkai", faces=False))
         await photo_job.result()
         photo_done = time.monotonic()
         await clip_job.result()
@@ -93,11 +93,11 @@ async def test_a_photo_sent_during_a_clip_is_not_held_up_by_it(
 
 async def test_an_unusable_clip_gets_its_plain_reply(weights_dir: Path) -> None:
     async with Service(clip_settings(weights_dir, workers=1)) as service:
-        handle = await service.submit(JobRequest("web:1", make_audio_only(), "shinkai", kind=JobKind.CLIP))
+        handle = await service.enqueue(JobRequest("web:1", make_audio_only(), "shinkai", kind=JobKind.CLIP))
         with pytest.raises(JobRejected, match="no picture"):
             await handle.result()
         # and the pool goes on: a good clip afterwards
-        handle = await service.submit(
+        handle = await service.enqueue(
             JobRequest("web:1", make_mp4(still_frames(example(), (64, 48)), 3, 12), "shinkai", kind=JobKind.CLIP)
         )
         assert (await handle.result()).mime == "video/mp4"

@@ -88,10 +88,10 @@ async def test_the_rate_limit_is_shared_by_the_front_ends(redis_server: RedisSer
     photo = jpeg_bytes(np.zeros((SMALL_SIDE, SMALL_SIDE, 3), np.uint8))
     request = JobRequest(user="web:10.0.0.1", image=photo, style="shinkai")
     async with Service(settings) as one, Service(settings) as two:
-        await one.submit(request)
-        await two.submit(request)
+        await one.enqueue(request)
+        await two.enqueue(request)
         with pytest.raises(RateLimited) as refusal:
-            await one.submit(request)
+            await one.enqueue(request)
         await one.queue.stop(grace=0)  # nobody runs these jobs here
         await two.queue.stop(grace=0)
     assert 55 < (refusal.value.retry_after or 0) <= 60

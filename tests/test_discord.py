@@ -499,7 +499,7 @@ async def test_service_errors_replace_the_thinking_message_with_a_private_one(bo
     fake = bot.fake
     broken = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # a PNG signature and nothing after it
     with pytest.raises(JobError) as expected:
-        await (await bot.service.submit(JobRequest(user="test:direct", image=broken, style="shinkai"))).result()
+        await (await bot.service.enqueue(JobRequest(user="test:direct", image=broken, style="shinkai"))).result()
 
     attachment = fake.upload(broken, "broken.png", "image/png")
     token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=attachment))

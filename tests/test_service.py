@@ -226,17 +226,17 @@ async def test_service_runs_a_job_and_refuses_bad_ones_at_once(weights_dir: Path
     settings = service_settings(weights_dir, max_upload_bytes=1000)
     missing = [style for style in list_styles(weights_dir) if not style.installed]
     async with Service(settings) as service:
-        handle = await service.submit(JobRequest(user="web:1", image=script(sleep=0.01), style="Shinkai"))
+        handle = await service.enqueue(JobRequest(user="web:1", image=script(sleep=0.01), style="Shinkai"))
         result = await handle.result()
         with pytest.raises(JobRejected, match="no style called"):
-            await service.submit(JobRequest(user="web:1", image=script(), style="picasso"))
+            await service.enqueue(JobRequest(user="web:1", image=script(), style="picasso"))
         with pytest.raises(JobRejected, match="strength must be between"):
-            await service.submit(JobRequest(user="web:1", image=script(), style="shinkai", strength=1.5))
+            await service.enqueue(JobRequest(user="web:1", image=script(), style="shinkai", strength=1.5))
         with pytest.raises(JobRejected, match="limit is"):
-            await service.submit(JobRequest(user="web:1", image=b"x" * 1001, style="shinkai"))
+            await service.enqueue(JobRequest(user="web:1", image=b"x" * 1001, style="shinkai"))
         if missing:
             with pytest.raises(JobRejected, match="not installed"):
-                await service.submit(JobRequest(user="web:1", image=script(), style=missing[0].name))
+                await service.enqueue(JobRequest(user="web:1", image=script(), style=missing[0].name))
         stats = service.stats()
 
     assert isinstance(result, JobResult)
@@ -250,16 +250,16 @@ async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path,
     clock = FakeClock()
     settings = service_settings(weights_dir, rate_limit_per_minute=2, queue_size=0, data_dir=tmp_path)
     async with Service(settings, clock=clock) as service:
-        running = await service.submit(JobRequest(user="telegram:9", image=script(sleep=0.2), style="shinkai"))
+        running = await service.enqueue(JobRequest(user="telegram:9", image=script(sleep=0.2), style="shinkai"))
         with pytest.raises(QueueFull):  # the only worker is busy and nothing may wait
-            await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+            await service.enqueue(JobRequest(user="telegram:9", image=script(), style="shinkai"))
         await running.result()
-        second = await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        second = await service.enqueue(JobRequest(user="telegram:9", image=script(), style="shinkai"))
         await second.result()
         with pytest.raises(RateLimited) as refusal:
-            await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+            await service.enqueue(JobRequest(user="telegram:9", image=script(), style="shinkai"))
         clock.advance(61)
-        third = await service.submit(JobRequest(user="telegram:9", image=script(), style="shinkai"))
+        third = await service.enqueue(JobRequest(user="telegram:9", image=script(), style="shinkai"))
         await third.result()
         key = service.sources.put(b"source photo")
         stats = service.stats()

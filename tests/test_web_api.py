@@ -389,7 +389,7 @@ async def test_a_full_server_answers_503_with_retry_after(client: TestClient, se
     await settled(service)
     # Other people (other front ends) fill the one worker and the whole queue; this client has nothing waiting.
     others = [
-        await service.submit(JobRequest(user=f"telegram:{person}", image=photo, style="shinkai", faces=False))
+        await service.enqueue(JobRequest(user=f"telegram:{person}", image=photo, style="shinkai", faces=False))
         for person in range(QUEUE_SIZE + 1)
     ]
     refused = await client.post("/api/v1/jobs", data=job_form(photo))
