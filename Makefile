@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Where `make run`/`make weights` pull weight files from: a local mirror folder when there is one, else the internet.
 WEIGHTS_MIRROR ?= $(wildcard ../shared/weights)
 
-.PHONY: setup weights run test container-test bench clean
+.PHONY: setup weights run check test container-test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ weights: setup
 run: weights
 	$(BIN)/animebot serve
 
-test: setup
+# Lint, formatting and types: the fast half of `make test`, first so a slip fails in seconds.
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest -q
 
 # The Dockerfile image and compose.yaml brought up for real with podman (also part of `make test`).
@@ -33,4 +39,4 @@ bench: weights
 	$(BIN)/python bench/engine.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache test-artifacts
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache test-artifacts

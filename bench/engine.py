@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +34,25 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from animegan import cpu  # noqa: E402
-from animegan.engine import Engine  # noqa: E402
-from animegan.faces import FaceDetector, paint_faces  # noqa: E402
-from animegan.filters import equalize_contrast  # noqa: E402
-from animegan.images import decode_image, to_tensor  # noqa: E402
-from animegan.loading import build_generator, converted_path  # noqa: E402
-from animegan.manifest import default_weights_dir, load_manifest  # noqa: E402
-from animegan.pipeline import FACE_CROP_SIZES, resize  # noqa: E402
-from animegan.precision import fp32_runner, openvino_runner, resolve  # noqa: E402
-from animegan.quantize import (  # noqa: E402
+from animegan import cpu
+from animegan.engine import Engine
+from animegan.faces import FaceDetector, paint_faces
+from animegan.filters import equalize_contrast
+from animegan.images import decode_image, to_tensor
+from animegan.loading import build_generator, converted_path
+from animegan.manifest import default_weights_dir, load_manifest
+from animegan.pipeline import FACE_CROP_SIZES, resize
+from animegan.precision import fp32_runner, openvino_runner, resolve
+from animegan.quantize import (
     calibration_digest,
     calibration_photos,
     calibration_set,
     default_calibration_dir,
     load_calibration_image,
 )
-from animegan.upsampling import generator_size, guided_upsample  # noqa: E402
-from bench.memory import bare_torch_mb, run_python  # noqa: E402
-from bench.onnx_fp32 import convert_to_fp32  # noqa: E402
+from animegan.upsampling import generator_size, guided_upsample
+from bench.memory import bare_torch_mb, run_python
+from bench.onnx_fp32 import convert_to_fp32
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "animeganv3_shinkai"
@@ -181,7 +182,7 @@ def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
         data = face_photo(side)
         faces = engine.stylize_bytes(data).faces
         label = f"{side} px" + (" (scene generator at 512 + guided upsampling)" if side > 512 else "")
-        lines.append(f"| {label} | {timed(lambda: engine.stylize_bytes(data), repeats):.0f} | {faces} |")
+        lines.append(f"| {label} | {timed(partial(engine.stylize_bytes, data), repeats):.0f} | {faces} |")
     full = Engine(weights_dir, working_size=1024, scene_side=None)
     data = face_photo(1024)
     lines.append(f"| 1024 px, scene generator at full size (`scene_side=None`) | "
@@ -194,8 +195,8 @@ def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
         photo = equalize_contrast(to_tensor(decode_image(face_photo(side)).rgb))
         found = FaceDetector().detect(photo)
         stylized = scene(photo)
-        scene_ms = timed(lambda: scene(photo), repeats)
-        face_ms = timed(lambda: paint_faces(photo, stylized, found, face_model, sizes=FACE_CROP_SIZES), repeats)
+        scene_ms = timed(partial(scene, photo), repeats)
+        face_ms = timed(partial(paint_faces, photo, stylized, found, face_model, sizes=FACE_CROP_SIZES), repeats)
         lines.append(f"| {side} px: scene generator {scene_ms:.0f} ms, face pass {face_ms:.0f} ms "
                      f"({100 * face_ms / scene_ms:.0f} % of the scene) | | {len(found)} |")
     return lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -74,10 +75,8 @@ def rss_mib(pids: list[int]) -> float:
             continue
         todo.extend(int(child) for child in children)
         for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
                 todo.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:
-                pass
     return total / 1024
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.memory import bare_torch_mb, run_python  # noqa: E402
-from tests.support_clips import example, make_mp4, pan_frames  # noqa: E402
+from bench.memory import bare_torch_mb, run_python
+from tests.support_clips import example, make_mp4, pan_frames
 
 SIZE = (640, 480)
 FPS = 12

@@ -217,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     try:
-        return args.run(args, settings)
+        code: int = args.run(args, settings)
+        return code
     except AnimeganError as error:
         print(error.message, file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ LANGUAGES: dict[str, str] = {"en": "English", "ru": "Русский", "es": "Esp
 LANGUAGE_TAG = re.compile(r"^\s*([A-Za-z]{1,8})(?:[-_][A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+def N_(message: str) -> str:  # the conventional name of gettext's marker
     """Mark ``message`` for the catalogue without translating it (it is translated where it is shown)."""
     return message
 
@@ -48,12 +48,12 @@ class Text(str):
 
     msgid: str
     plural_id: str | None
-    count: int | None
+    plural_count: int | None  # not ``count``: that would hide ``str.count``
     params: dict[str, Any]
 
     def __new__(cls, msgid: str, /, **params: Any) -> Text:
         text = super().__new__(cls, msgid.format(**params))
-        text.msgid, text.plural_id, text.count, text.params = msgid, None, None, params
+        text.msgid, text.plural_id, text.plural_count, text.params = msgid, None, None, params
         return text
 
     @classmethod
@@ -61,12 +61,12 @@ class Text(str):
         """A sentence with a count: ``Text.plural("{count} photo", "{count} photos", n)``."""
         params = {"count": count, **params}
         text = cls(singular if count == 1 else plural, **params)
-        text.msgid, text.plural_id, text.count = singular, plural, count
+        text.msgid, text.plural_id, text.plural_count = singular, plural, count
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross process boundaries (worker -> pool): keep the msgid, not just the English.
-        return (_rebuild_text, (self.msgid, self.plural_id, self.count, self.params))
+        return (_rebuild_text, (self.msgid, self.plural_id, self.plural_count, self.params))
 
 
 def _rebuild_text(msgid: str, plural_id: str | None, count: int | None, params: dict[str, Any]) -> Text:
@@ -109,9 +109,9 @@ class Translator:
         """A sentence made elsewhere (an error's message) in this language: ``Text`` by its msgid, a plain
         string when it is a msgid itself, else as it is."""
         if isinstance(message, Text):
-            if message.plural_id is not None and message.count is not None:
+            if message.plural_id is not None and message.plural_count is not None:
                 params = {k: v for k, v in message.params.items() if k != "count"}
-                return self.plural(message.msgid, message.plural_id, message.count, **params)
+                return self.plural(message.msgid, message.plural_id, message.plural_count, **params)
             return self(message.msgid, **message.params)
         return self._catalogue.gettext(message)
 

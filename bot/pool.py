@@ -208,7 +208,7 @@ class _Worker:
             self._on_exit(self)
         self.inbox.put_nowait(message)
 
-    async def run(self, job: PoolJob, timeout: float) -> Message:
+    async def run(self, job: PoolJob, timeout: float) -> Message:  # noqa: ASYNC109 - the job's own time limit
         """Run ``job`` here; returns its outcome message, or ``(GONE,)`` / ``(TIMED_OUT,)``."""
         try:
             await asyncio.to_thread(self.conn.send, (job.id, job.request))

@@ -34,7 +34,7 @@ class TokenRedactor(logging.Filter):
         """Rewrite ``record`` in place; never drops it."""
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 -- bad format arguments: logging reports them later; never raise here
+        except Exception:  # bad format arguments: logging reports them later; never raise here
             record.msg = self.redact(str(record.msg))
             record.args = tuple(self.redact(str(arg)) for arg in _as_tuple(record.args))
         else:

@@ -74,8 +74,7 @@ GUILD_INSTALL, USER_INSTALL = 0, 1
 GROUP_DM = 3
 # The locales Discord accepts in name_localizations / description_localizations.
 DISCORD_LOCALES = frozenset(
-    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el bg ru uk hi th zh-CN "
-    "ja zh-TW ko".split()
+    ["id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko"]
 )
 # Error codes
 UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE, UNKNOWN_INTERACTION = 10015, 10008, 10062

@@ -3,6 +3,7 @@ that Redis holds nothing pending (every test ends with the queue empty and the c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from tests.support_pool import SCRIPTED_ENGINE
 REPO = Path(__file__).resolve().parents[1]
 TEST_LEASE_SECONDS = 2.0
 HOST_START_TIMEOUT = 60.0
+DEFAULT_KEYS = Keys()
 
 
 def cluster_settings(redis_url: str, **overrides: Any) -> Settings:
@@ -38,7 +40,7 @@ def cluster_settings(redis_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def assert_nothing_pending(client: redis.Redis, keys: Keys = Keys()) -> None:
+def assert_nothing_pending(client: redis.Redis, keys: Keys = DEFAULT_KEYS) -> None:
     """No job waiting, leased or stored; the waiting counter back to zero."""
     assert int(client.hget(keys.counters, "waiting") or 0) == 0
     assert client.llen(keys.turn) == 0
@@ -49,7 +51,7 @@ def assert_nothing_pending(client: redis.Redis, keys: Keys = Keys()) -> None:
     assert list(client.scan_iter(f"{keys.prefix}:waiting:*")) == []
 
 
-def counters(client: redis.Redis, keys: Keys = Keys()) -> dict[str, int]:
+def counters(client: redis.Redis, keys: Keys = DEFAULT_KEYS) -> dict[str, int]:
     """The cluster's counters (waiting, accepted, refused, done, rejected, failed, timed_out, dead)."""
     return {name.decode(): int(value) for name, value in client.hgetall(keys.counters).items()}
 
@@ -80,7 +82,7 @@ class HostProcess:
         """The host's process id (also the consumer name's second part)."""
         return self.process.pid
 
-    def wait_serving(self, client: redis.Redis, keys: Keys = Keys()) -> str:
+    def wait_serving(self, client: redis.Redis, keys: Keys = DEFAULT_KEYS) -> str:
         """Wait until the host joined (its heartbeat is in Redis); returns its consumer name."""
         deadline = time.monotonic() + HOST_START_TIMEOUT
         while time.monotonic() < deadline:
@@ -109,8 +111,6 @@ class HostProcess:
 
     def close(self) -> None:
         """Kill whatever is left of the host and its workers."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)  # the workers too, even after the host itself exited
-        except ProcessLookupError:
-            pass
         self.process.wait()

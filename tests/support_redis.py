@@ -62,9 +62,10 @@ class RedisServer:
                 try:
                     if client.ping():
                         return
-                except (redis.ConnectionError, redis.BusyLoadingError):
+                except (redis.ConnectionError, redis.BusyLoadingError) as error:
                     if time.monotonic() > deadline or self.process.poll() is not None:
-                        raise RuntimeError(f"redis-server did not start: {(self.folder / 'redis.log').read_text()}")
+                        log = (self.folder / "redis.log").read_text()
+                        raise RuntimeError(f"redis-server did not start: {log}") from error
                     time.sleep(0.05)
         finally:
             client.close()

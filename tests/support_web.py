@@ -15,9 +15,9 @@ import numpy as np
 from aiohttp import ClientResponse, web
 from PIL import Image
 
+from adapters.web import create_app
 from bot.config import Settings
 from bot.service import Service
-from adapters.web import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -8,6 +8,7 @@ Shinkai style.
 from __future__ import annotations
 
 import io
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -68,7 +69,7 @@ def onset(pcm: np.ndarray, rate: int) -> float:
 
 def mean_change(frames: list[np.ndarray]) -> float:
     """Mean absolute difference between consecutive frames, 0..255."""
-    return float(np.mean([np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() for a, b in zip(frames, frames[1:])]))
+    return float(np.mean([np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() for a, b in pairwise(frames)]))
 
 
 # --- timing, sound and the rate cap ---
@@ -213,7 +214,7 @@ def test_a_still_clip_gives_still_frames(engine: Engine) -> None:
     frames = list(frames_of(engine.stylize_clip_bytes(clip, "shinkai").data))
     assert len(frames) == 6
     assert np.abs(frames[0].astype(int) - still_frames(example("astronaut.jpg"), (192, 192))(0)).mean() > 8, "styled"
-    assert max(np.abs(a.astype(np.float32) - b).mean() for a, b in zip(frames, frames[1:])) <= STILL_MAX_MAD
+    assert max(np.abs(a.astype(np.float32) - b).mean() for a, b in pairwise(frames)) <= STILL_MAX_MAD
 
 
 def test_a_face_in_a_clip_is_tracked_and_counted(engine: Engine) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ async def test_the_event_stream_resumes_with_last_event_id_exactly_once(
         async with asyncio.timeout(REPLY_TIMEOUT), http.get(events_url, headers={"Last-Event-ID": first_id}) as again:
             rest = await read_events(again)
     ids = [first_id] + [event.id for event in rest]
-    assert len(ids) == len(set(ids)) and all(int(a) < int(b) for a, b in zip(ids, ids[1:]))  # none twice, in order
+    assert len(ids) == len(set(ids)) and all(int(a) < int(b) for a, b in pairwise(ids))  # none twice, in order
     assert rest[-1].event == "done"
     stages = [event.data["stage"] for event in rest if event.event == "progress"]
     assert "queued" not in stages  # seen before the reconnect, not replayed

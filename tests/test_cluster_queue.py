@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.cluster.frontend import RedisQueue, RedisJob
+from bot.cluster.connection import connect, ensure_group
+from bot.cluster.frontend import RedisJob, RedisQueue
 from bot.cluster.host import WorkerHost
 from bot.cluster.keys import Keys
 from bot.cluster.scripts import ClusterScripts
-from bot.cluster.connection import connect, ensure_group
 from bot.jobs import JobFailed, JobProgress, JobRejected, JobStage, QueueFull
 from bot.pool import BUSY_MESSAGE, CRASH_MESSAGE, person_busy_message
 from tests.support_cluster import assert_nothing_pending, cluster_settings, counters

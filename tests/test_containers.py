@@ -168,7 +168,8 @@ async def test_compose_stack_answers_a_photo_even_when_its_worker_container_is_k
             assert time.monotonic() < deadline, "no worker took the job"
             await asyncio.sleep(0.05)
         victim = next(name for name, consumer in consumers.items() if consumer == holder)
-        subprocess.run(["podman", "kill", "--signal", "KILL", victim], env=stack, check=True, capture_output=True)
+        killing = ["podman", "kill", "--signal", "KILL", victim]
+        await asyncio.to_thread(subprocess.run, killing, env=stack, check=True, capture_output=True)
         while True:
             async with http.get(f"{base}{job['result_url']}") as response:
                 if response.status == 200:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_strength_fades_smoothly_from_photo_to_style(engine: Engine, astronaut: 
         image, _ = engine.stylize(photo, "shinkai", strength=strength, faces=False)
         distances.append((image - photo).abs().mean().item())
     assert distances[0] == 0.0
-    assert all(a < b for a, b in zip(distances, distances[1:]))
+    assert all(a < b for a, b in pairwise(distances))
 
 
 def test_no_face_photo_and_faces_off(engine: Engine, coffee: np.ndarray, astronaut: np.ndarray) -> None:

@@ -143,7 +143,7 @@ def test_glow_adds_nothing_to_a_dark_image() -> None:
 
 def test_glow_adds_the_computed_amount_to_a_uniform_bright_image() -> None:
     colour = (0.95, 0.95, 0.6)
-    luma = sum(w * c for w, c in zip(BT601, colour))
+    luma = sum(w * c for w, c in zip(BT601, colour, strict=True))
     ramp = (luma - GLOW_THRESHOLD) / (1 - GLOW_THRESHOLD)
     # The blur of a constant is the constant, so each channel gains weight * ramp * itself.
     expected = [min(1.0, c + GLOW_WEIGHT * ramp * c) for c in colour]

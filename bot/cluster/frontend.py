@@ -11,18 +11,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group
 from bot.cluster.keys import Keys
-from bot.cluster.records import outcome_from_fields, progress_from_fields, request_fields
+from bot.cluster.records import Fields, StreamReplies, outcome_from_fields, progress_from_fields, request_fields
 from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
+from bot.i18n import N_
 from bot.joblog import TERMINAL_STAGES, JobLog
 from bot.jobs import JobError, JobFailed, JobProgress, JobRequest, JobResult, JobStage, QueueFull
-from bot.i18n import N_
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,8 @@ class RedisQueue:
         wait = self.settings.job_timeout + self.settings.lease_seconds if grace is None else grace
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                while self._following:
+                # Answers arrive through _follow, which has no event to wait on.
+                while self._following:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
         self._closed = True
         for task in self._tasks:
@@ -137,9 +140,11 @@ class RedisQueue:
             if not self._following:
                 await asyncio.sleep(FOLLOW_BLOCK_MS / 1000)
                 continue
-            streams = {self.keys.events(job_id): last for job_id, (_, last) in self._following.items()}
+            streams: dict[KeyT, StreamIdT] = {
+                self.keys.events(job_id): last for job_id, (_, last) in self._following.items()
+            }
             try:
-                replies = await self._client.xread(streams, block=FOLLOW_BLOCK_MS)
+                replies = cast(StreamReplies | None, await self._client.xread(streams, block=FOLLOW_BLOCK_MS))
                 for stream, entries in replies or []:
                     await self._deliver(stream.decode().rsplit(":", 1)[1], entries)
             except REDIS_DOWN as error:
@@ -167,7 +172,7 @@ class RedisQueue:
             self._following[job_id] = (job, entry_id.decode())  # only once handled: a lost read is read again
 
     async def _outcome(self, job_id: str) -> JobResult | JobError:
-        fields = await self._client.hgetall(self.keys.result(job_id))
+        fields = cast(Fields, await self._client.hgetall(self.keys.result(job_id)))
         return outcome_from_fields(fields) if fields else JobFailed(LOST_MESSAGE)
 
     async def _poll_stats(self) -> None:

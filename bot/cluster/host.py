@@ -16,14 +16,14 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, is_missing_group
 from bot.cluster.keys import GROUP, Keys
-from bot.cluster.records import FAILED, outcome_fields, progress_fields, request_from_fields
+from bot.cluster.records import FAILED, Fields, outcome_fields, progress_fields, request_from_fields
 from bot.cluster.scripts import ClusterScripts, Lease
 from bot.config import Settings
 from bot.jobs import JobError, JobResult, QueueFull
@@ -174,7 +174,9 @@ class WorkerHost:
                 await self._with_retry(lambda: self._client.xdel(self.keys.stream, lease.entry))
                 return
             try:
-                pool_job = await self._pool.submit(request_from_fields(fields), attempts_made=lease.attempts - 1)
+                pool_job = await self._pool.submit(
+                    request_from_fields(cast(Fields, fields)), attempts_made=lease.attempts - 1
+                )
             except QueueFull:  # the pool is stopping: the lease expires and another host runs the job
                 return
             self._by_pool_job[pool_job.id] = lease

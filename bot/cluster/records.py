@@ -20,7 +20,9 @@ from bot.jobs import (
     JobTimedOut,
 )
 
+# What Redis answers for a hash or a stream entry: bytes both ways (connections use decode_responses=False).
 Fields = Mapping[bytes, bytes]
+StreamReplies = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]  # XREAD: (stream, [(id, fields)])
 
 DONE, REJECTED, FAILED, TIMED_OUT = "done", "rejected", "failed", "timed_out"
 ERROR_OUTCOMES: dict[type[JobError], str] = {JobRejected: REJECTED, JobTimedOut: TIMED_OUT, JobFailed: FAILED}

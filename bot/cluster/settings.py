@@ -7,9 +7,12 @@ until the person says ``/forget``.
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.asyncio import Redis
 
 from bot.cluster.keys import Keys
+from bot.cluster.records import Fields
 from bot.settings_store import FULL_STRENGTH, ChatSettings
 
 UNSET = ""  # Redis hashes hold strings: an empty field means "the default"
@@ -38,7 +41,7 @@ class RedisSettingsStore:
         return f"{self._prefix}:sticker_set:{owner}"
 
     async def load(self, owner: str) -> ChatSettings:
-        fields: dict[bytes, bytes] = await self._client.hgetall(self._settings_key(owner))
+        fields = cast(Fields, await self._client.hgetall(self._settings_key(owner)))
         if not fields:
             return ChatSettings()
         text = {name.decode(): value.decode() for name, value in fields.items()}
@@ -67,7 +70,7 @@ class RedisSettingsStore:
             await pipe.execute()
 
     async def sticker_set(self, owner: str) -> str | None:
-        name: bytes | None = await self._client.get(self._sticker_key(owner))
+        name = cast(bytes | None, await self._client.get(self._sticker_key(owner)))
         return None if name is None else name.decode()
 
     async def keep_sticker_set(self, owner: str, name: str) -> None:

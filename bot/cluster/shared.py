@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -43,7 +44,7 @@ class RedisSources:
     async def get(self, key: str) -> bytes | None:
         """The photo under ``key``, or ``None`` when it expired, never existed, or Redis is away."""
         try:
-            image: bytes | None = await self._client.get(self.keys.source(key))
+            image = cast(bytes | None, await self._client.get(self.keys.source(key)))
         except REDIS_DOWN as error:
             logger.warning("could not read a source photo: %s", error)
             return None
