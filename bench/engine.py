@@ -109,8 +109,10 @@ def generator_variants(weights_dir: Path, threads: int, scratch: Path) -> dict[s
         variants["openvino bf16"] = ov("bf16", True)
         variants["openvino int8 + bf16"] = ov("int8", True)
     auto = resolve("auto")
-    default = {"int8": "openvino int8 + bf16" if cpu.has_native_bf16() else "openvino int8 (fp32 maths elsewhere)",
-               "bf16": "openvino bf16" if cpu.has_native_bf16() else "openvino fp32"}[auto]
+    default = {
+        "int8": "openvino int8 + bf16" if cpu.has_native_bf16() else "openvino int8 (fp32 maths elsewhere)",
+        "bf16": "openvino bf16" if cpu.has_native_bf16() else "openvino fp32",
+    }[auto]
     variants[f"default: {default}"] = variants.pop(default)
     return variants
 
@@ -138,7 +140,8 @@ def generator_table(weights_dir: Path, threads: int, count: int, side: int) -> l
         f"### Generator ({MODEL}) at {side} px, {len(images)} photos of {len(shapes)} shapes in turn "
         f"({', '.join(shapes)})",
         "",
-        "| variant | ms / photo | x onnxruntime fp32 | x eager fp32 | PSNR vs eager fp32 (min / mean dB) | colour shift (max, /255) |",
+        "| variant | ms / photo | x onnxruntime fp32 | x eager fp32 | PSNR vs eager fp32 (min / mean dB) "
+        "| colour shift (max, /255) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     ort_ms = statistics.mean(times["onnxruntime fp32 (release model)"]) * 1000
@@ -148,8 +151,10 @@ def generator_table(weights_dir: Path, threads: int, count: int, side: int) -> l
         scores = [q for q in quality[name]]
         psnrs = [p for p, _ in scores]
         quality_cell = "reference" if name == "torch eager fp32" else f"{min(psnrs):.1f} / {statistics.mean(psnrs):.1f}"
-        lines.append(f"| {name} | {ms:.0f} | {ort_ms / ms:.2f} | {eager_ms / ms:.2f} | {quality_cell} | "
-                     f"{max(s for _, s in scores):.2f} |")
+        lines.append(
+            f"| {name} | {ms:.0f} | {ort_ms / ms:.2f} | {eager_ms / ms:.2f} | {quality_cell} | "
+            f"{max(s for _, s in scores):.2f} |"
+        )
     return lines
 
 
@@ -175,8 +180,12 @@ def timed(step: Callable[[], object], repeats: int) -> float:
 
 
 def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
-    lines = ["### End to end (`stylize_bytes`, default path, one-face photo, median)", "",
-             "| photo | ms | faces |", "|---|---:|---:|"]
+    lines = [
+        "### End to end (`stylize_bytes`, default path, one-face photo, median)",
+        "",
+        "| photo | ms | faces |",
+        "|---|---:|---:|",
+    ]
     for side in (512, 1024):
         engine = Engine(weights_dir, working_size=side)
         data = face_photo(side)
@@ -185,8 +194,10 @@ def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
         lines.append(f"| {label} | {timed(partial(engine.stylize_bytes, data), repeats):.0f} | {faces} |")
     full = Engine(weights_dir, working_size=1024, scene_side=None)
     data = face_photo(1024)
-    lines.append(f"| 1024 px, scene generator at full size (`scene_side=None`) | "
-                 f"{timed(lambda: full.stylize_bytes(data), repeats):.0f} | {full.stylize_bytes(data).faces} |")
+    lines.append(
+        f"| 1024 px, scene generator at full size (`scene_side=None`) | "
+        f"{timed(lambda: full.stylize_bytes(data), repeats):.0f} | {full.stylize_bytes(data).faces} |"
+    )
 
     engine = Engine(weights_dir, working_size=1024)
     style = engine.style(None)
@@ -197,8 +208,10 @@ def end_to_end(weights_dir: Path, repeats: int) -> list[str]:
         stylized = scene(photo)
         scene_ms = timed(partial(scene, photo), repeats)
         face_ms = timed(partial(paint_faces, photo, stylized, found, face_model, sizes=FACE_CROP_SIZES), repeats)
-        lines.append(f"| {side} px: scene generator {scene_ms:.0f} ms, face pass {face_ms:.0f} ms "
-                     f"({100 * face_ms / scene_ms:.0f} % of the scene) | | {len(found)} |")
+        lines.append(
+            f"| {side} px: scene generator {scene_ms:.0f} ms, face pass {face_ms:.0f} ms "
+            f"({100 * face_ms / scene_ms:.0f} % of the scene) | | {len(found)} |"
+        )
     return lines
 
 
@@ -208,17 +221,19 @@ def upsampling_comparison(weights_dir: Path, output_dir: Path) -> list[str]:
     scene = engine.generator(engine.style(None).scene_model)
     photo = equalize_contrast(to_tensor(decode_image(face_photo(1024)).rgb))
     full = scene(photo)
-    small_size = generator_size(*photo.shape[-2:], 512)
+    height, width = photo.shape[-2:]
+    small_size = generator_size(height, width, 512)
     guided = guided_upsample(scene(resize(photo, small_size)), photo)
     full_ms = timed(lambda: scene(photo), 2)
     guided_ms = timed(lambda: guided_upsample(scene(resize(photo, small_size)), photo), 2)
     height, width = photo.shape[-2:]
     top, left = height // 4, width // 3
-    crops = [image[0, :, top:top + 320, left:left + 320] for image in (photo, full, guided)]
+    crops = [image[0, :, top : top + 320, left : left + 320] for image in (photo, full, guided)]
     strip = torch.cat(crops, dim=2).permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
     Image.fromarray(strip).save(output_dir / "upsampling_crops.jpg", quality=90)
     return [
-        "### 1024 px scene: full-size generator against 512 px + guided upsampling", "",
+        "### 1024 px scene: full-size generator against 512 px + guided upsampling",
+        "",
         f"Full size {full_ms:.0f} ms, 512 + guided {guided_ms:.0f} ms ({full_ms / guided_ms:.2f}x); "
         f"PSNR of the guided result against full-size inference: {psnr(guided * 2 - 1, full * 2 - 1):.1f} dB. "
         "Crops (photo, full size, 512 + guided): `docs/upsampling_crops.jpg`.",
@@ -241,8 +256,14 @@ def memory(weights_dir: Path, threads: int, scratch: Path) -> list[str]:
     with Image.open(default_calibration_dir() / "landscape_mountains_path.jpg") as photo:
         photo.convert("RGB").resize((6000, 4000), Image.Resampling.BICUBIC).save(big, quality=85)
     floor = bare_torch_mb()
-    lines = ["### Peak private memory of a fresh worker (RssAnon, sampled)", "",
-             f"A bare `import torch` holds {floor:.0f} MB.", "", "| photo | peak MB | above torch MB |", "|---|---:|---:|"]
+    lines = [
+        "### Peak private memory of a fresh worker (RssAnon, sampled)",
+        "",
+        f"A bare `import torch` holds {floor:.0f} MB.",
+        "",
+        "| photo | peak MB | above torch MB |",
+        "|---|---:|---:|",
+    ]
     for label, path in (("1024 px one-face photo", face), ("24 MP photo, default size 1024", big)):
         peak = run_python(MEMORY_SCRIPT, str(weights_dir), str(path), str(threads), "1024").peak_private_mb
         lines.append(f"| {label} | {peak:.0f} | {peak - floor:.0f} |")
@@ -262,21 +283,24 @@ def main() -> None:
     import openvino
 
     header = [
-        RUN_HEADING, "",
+        RUN_HEADING,
+        "",
         f"Written by `bench/engine.py` on {time.strftime('%Y-%m-%d')}. Machine: {cpu.describe()}; "
         f"{args.threads} threads; {platform.python_implementation()} {platform.python_version()}, torch "
         f"{torch.__version__}, OpenVINO {openvino.get_version().split('-')[0]}, onnxruntime {onnxruntime.__version__}. "
-        f"`auto` chose **{resolve('auto')}** on this CPU.", "",
+        f"`auto` chose **{resolve('auto')}** on this CPU.",
+        "",
     ]
     print("\n".join(header), flush=True)
     sections = [header]
     with tempfile.TemporaryDirectory() as scratch:
-        for make in (
-            lambda: generator_table(args.weights_dir, args.threads, args.photos, 512),
-            lambda: end_to_end(args.weights_dir, args.repeats),
-            lambda: upsampling_comparison(args.weights_dir, args.output.parent),
-            lambda: memory(args.weights_dir, args.threads, Path(scratch)),
-        ):
+        makers: list[Callable[[], list[str]]] = [
+            partial(generator_table, args.weights_dir, args.threads, args.photos, 512),
+            partial(end_to_end, args.weights_dir, args.repeats),
+            partial(upsampling_comparison, args.weights_dir, args.output.parent),
+            partial(memory, args.weights_dir, args.threads, Path(scratch)),
+        ]
+        for make in makers:
             lines = [*make(), ""]
             print("\n".join(lines), flush=True)
             sections.append(lines)

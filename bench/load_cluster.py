@@ -115,8 +115,11 @@ def report(name: str, seconds: float, latencies: list[float], answers: Counter[s
     duplicated = sum(count - 1 for count in answers.values())
     per_minute = photos / seconds * 60
     cuts = statistics.quantiles(latencies, n=20)
-    print(f"{name:>12}: {photos} photos in {seconds:.1f} s = {per_minute:.1f}/min; latency p50 {statistics.median(latencies):.1f} s,"
-          f" p95 {cuts[18]:.1f} s; peak memory {mib:.0f} MiB; lost {lost}, duplicated {duplicated}")
+    median = statistics.median(latencies)
+    print(
+        f"{name:>12}: {photos} photos in {seconds:.1f} s = {per_minute:.1f}/min; latency p50 {median:.1f} s,"
+        f" p95 {cuts[18]:.1f} s; peak memory {mib:.0f} MiB; lost {lost}, duplicated {duplicated}"
+    )
     return per_minute
 
 
@@ -129,20 +132,32 @@ async def sample_memory(pids: Callable[[], list[int]], peak: list[float], stop: 
 async def cluster(args: argparse.Namespace, settings: Settings, folder: Path, photos: list[bytes]) -> float:
     server = RedisServer(redis_server_binary() or "redis-server", folder)
     server.start()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ANIMEBOT_REDIS_URL": server.url, "ANIMEBOT_WORKERS": "1",
-           "ANIMEBOT_WORKING_SIZE": str(args.size), "ANIMEBOT_WEIGHTS_DIR": str(settings.weights_dir),
-           "ANIMEBOT_LEASE_SECONDS": str(args.lease)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "ANIMEBOT_REDIS_URL": server.url,
+        "ANIMEBOT_WORKERS": "1",
+        "ANIMEBOT_WORKING_SIZE": str(args.size),
+        "ANIMEBOT_WEIGHTS_DIR": str(settings.weights_dir),
+        "ANIMEBOT_LEASE_SECONDS": str(args.lease),
+    }
 
     def start_host(core: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["taskset", "-c", str(core % (os.cpu_count() or 1)), sys.executable, "-m", "bot.cli",
-                                 "worker"], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            ["taskset", "-c", str(core % (os.cpu_count() or 1)), sys.executable, "-m", "bot.cli", "worker"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     hosts = [start_host(core) for core in range(2)]
     queue = RedisQueue(settings.model_copy(update={"redis_url": SecretStr(server.url), "workers": 0}))
     await queue.start()
     peak, stop = [0.0], asyncio.Event()
-    sampler = asyncio.create_task(sample_memory(lambda: [host.pid for host in hosts if host.poll() is None], peak, stop))
+    sampler = asyncio.create_task(
+        sample_memory(lambda: [host.pid for host in hosts if host.poll() is None], peak, stop)
+    )
     try:
         while queue.stats().get("workers_alive", 0) < 2:
             await asyncio.sleep(0.2)
@@ -152,8 +167,10 @@ async def cluster(args: argparse.Namespace, settings: Settings, folder: Path, ph
                 await asyncio.sleep(0.1)
             os.killpg(hosts[0].pid, signal.SIGKILL)
             hosts[0].wait()
-            print(f"     cluster: SIGKILLed worker host {hosts[0].pid} after {args.photos // 2} answers; restarted it,"
-                  " as compose's restart policy or Kubernetes would")
+            print(
+                f"     cluster: SIGKILLed worker host {hosts[0].pid} after {args.photos // 2} answers; restarted it,"
+                " as compose's restart policy or Kubernetes would"
+            )
             hosts[0] = start_host(0)
 
         killer = asyncio.create_task(kill_one_midway())
@@ -199,8 +216,16 @@ async def main() -> None:
         folder = Path(tmp)
         weights = folder / "weights"
         pull(["shinkai"], weights, mirror=args.mirror, progress=False)
-        settings = Settings(_env_file=None, weights_dir=weights, working_size=args.size, workers=2,  # type: ignore[call-arg]
-                            job_timeout=300, rate_limit_per_minute=0, queue_size=32, per_user_queued=3)
+        settings = Settings(
+            _env_file=None,
+            weights_dir=weights,
+            working_size=args.size,
+            workers=2,
+            job_timeout=300,
+            rate_limit_per_minute=0,
+            queue_size=32,
+            per_user_queued=3,
+        )
         print(f"{args.photos} photos from {args.users} people at {args.size} px, 2 cores")
         photos = [photo(n, args.photo_side) for n in range(args.photos)]
         distributed = await cluster(args, settings, folder, photos)

@@ -41,8 +41,9 @@ def run_python(script: str, *args: str, timeout: float = 600, env: dict[str, str
 
     Raises ``subprocess.CalledProcessError`` (with the child's stderr) when it fails.
     """
-    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     peak = 0.0
     deadline = time.monotonic() + timeout
     while child.poll() is None:
@@ -65,4 +66,3 @@ def bare_torch_mb() -> float:
 def peak_above_torch_mb(script: str, *args: str, timeout: float = 600) -> tuple[MemoryReport, float]:
     """``run_python`` and the bare-torch floor measured in the same run, for a bound that holds on any venv."""
     return run_python(script, *args, timeout=timeout), bare_torch_mb()
-

@@ -73,8 +73,9 @@ def measure(seconds: float, folder: Path) -> dict[str, float]:
     """Stylize a pan of ``seconds`` at 640x480, 12 fps with a tone, in a fresh process."""
     frames = round(seconds * FPS)
     path = folder / f"pan_{seconds:g}s.mp4"
-    path.write_bytes(make_mp4(pan_frames(example("astronaut.jpg"), SIZE, frames, step=2), frames, FPS,
-                              audio_seconds=seconds))
+    path.write_bytes(
+        make_mp4(pan_frames(example("astronaut.jpg"), SIZE, frames, step=2), frames, FPS, audio_seconds=seconds)
+    )
     report = run_python(CHILD, str(path), str(PHOTO_RUNS), timeout=1800, env=dict(os.environ))
     values = json.loads(report.stdout.strip().splitlines()[-1])
     return {**values, "peak_private_mb": report.peak_private_mb}
@@ -99,8 +100,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         lengths = [4.0] if args.short else [4.0, 12.0]
         rows = [(length, measure(length, Path(folder))) for length in lengths]
-    print(f"{'clip':>6} {'frames':>6} {'size':>9} {'time s':>8} {'fps':>6} {'ms/frame':>9} {'photo ms':>9} "
-          f"{'ratio':>6} {'peak MB':>8} {'above torch':>11}")
+    print(
+        f"{'clip':>6} {'frames':>6} {'size':>9} {'time s':>8} {'fps':>6} {'ms/frame':>9} {'photo ms':>9} "
+        f"{'ratio':>6} {'peak MB':>8} {'above torch':>11}"
+    )
     for length, row in rows:
         per_frame = row["seconds"] / row["frames"]
         print(
@@ -110,14 +113,18 @@ def main() -> None:
             f"{row['peak_private_mb'] - torch_mb:>11.0f}"
         )
     four = rows[0][1]
-    print(f"frame-to-frame change of the output over the input's on the 4 s pan (the issue's literal flicker "
-          f"index): {four['flicker_vs_input']:.2f}. It counts the style's added contrast as flicker: one picture "
-          "stylized once and then panned (no flicker at all) scored 2.6 on the pan of tests/test_clip.py, which "
-          "measures against that instead")
+    print(
+        f"frame-to-frame change of the output over the input's on the 4 s pan (the issue's literal flicker "
+        f"index): {four['flicker_vs_input']:.2f}. It counts the style's added contrast as flicker: one picture "
+        "stylized once and then panned (no flicker at all) scored 2.6 on the pan of tests/test_clip.py, which "
+        "measures against that instead"
+    )
     verdict = "within" if four["seconds"] <= TARGET_SECONDS else "OVER"
-    print(f"4 s clip: {four['seconds']:.1f} s ({verdict} the {TARGET_SECONDS:.0f} s target); ratio = a clip frame's "
-          "cost over a photo of the same size (faces on, same picture); peak MB = private memory of the process "
-          f"(a bare `import torch` is {torch_mb:.0f} MB)")
+    print(
+        f"4 s clip: {four['seconds']:.1f} s ({verdict} the {TARGET_SECONDS:.0f} s target); ratio = a clip frame's "
+        "cost over a photo of the same size (faces on, same picture); peak MB = private memory of the process "
+        f"(a bare `import torch` is {torch_mb:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def cmd_stylize(args: argparse.Namespace, settings: Settings) -> int:
         try:
             data = photo.read_bytes()
             if looks_like_clip(data):
-                result = engine.stylize_clip_bytes(data, style, args.strength, not args.no_faces, _clip_limits(settings))
+                result = engine.stylize_clip_bytes(
+                    data, style, args.strength, not args.no_faces, _clip_limits(settings)
+                )
             else:
                 result = engine.stylize_bytes(data, style, args.strength, not args.no_faces, args.format, args.size)
         except (AnimeganError, OSError) as error:
@@ -110,8 +112,14 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
     folder = _weights_dir(settings)
     if args.action == "pull":
         mirror = args.mirror or settings.weights_mirror
-        pull(args.names, folder, mirror, progress=not args.quiet, accept_unpinned=args.accept_unpinned,
-             on_result=_print_pull)
+        pull(
+            args.names,
+            folder,
+            mirror,
+            progress=not args.quiet,
+            accept_unpinned=args.accept_unpinned,
+            on_result=_print_pull,
+        )
         _prepare(args.names, folder, settings.precision)
         print(f"Weights are in {folder}")
         return 0
@@ -172,17 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     stylize = commands.add_parser("stylize", help="stylize photos, clips (MP4, MOV, WebM, animated GIF) or folders")
-    stylize.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image or video files, or folders "
-                         "(a clip becomes NAME_STYLE.mp4 with its sound, cut to ANIMEBOT_CLIP_MAX_SECONDS)")
-    stylize.add_argument("-o", "--output", type=Path, help="output file (one photo) or folder (default: beside each photo)")
-    stylize.add_argument("--style", help="style name (see `animebot styles`; default: shinkai)")
-    stylize.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)")
-    stylize.add_argument("--no-faces", action="store_true", help="skip the face pass (face2paint)")
-    stylize.add_argument("--size", type=int, help="long side of the output in px (default: working size 1024, max 4096)")
-    stylize.add_argument("--format", type=lambda v: FORMAT_ALIASES[v.lower()], choices=sorted(set(FORMAT_ALIASES.values())),
-                         help="jpg, png or webp (default: png for images with transparency, else jpg)")
     stylize.add_argument(
-        "--precision", choices=["auto", "fp32", "bf16", "int8"],
+        "photos",
+        nargs="+",
+        type=Path,
+        metavar="PHOTO",
+        help="image or video files, or folders "
+        "(a clip becomes NAME_STYLE.mp4 with its sound, cut to ANIMEBOT_CLIP_MAX_SECONDS)",
+    )
+    stylize.add_argument(
+        "-o", "--output", type=Path, help="output file (one photo) or folder (default: beside each photo)"
+    )
+    stylize.add_argument("--style", help="style name (see `animebot styles`; default: shinkai)")
+    stylize.add_argument(
+        "--strength", type=float, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
+    )
+    stylize.add_argument("--no-faces", action="store_true", help="skip the face pass (face2paint)")
+    stylize.add_argument(
+        "--size", type=int, help="long side of the output in px (default: working size 1024, max 4096)"
+    )
+    stylize.add_argument(
+        "--format",
+        type=lambda v: FORMAT_ALIASES[v.lower()],
+        choices=sorted(set(FORMAT_ALIASES.values())),
+        help="jpg, png or webp (default: png for images with transparency, else jpg)",
+    )
+    stylize.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "int8"],
         help="generator precision: auto (default) is bf16 on CPUs with native bf16 and INT8 elsewhere; int8 is "
         "OpenVINO INT8 convolutions, quantized once on the bundled photos and checked to stay within 40 dB of fp32; "
         "bf16 is OpenVINO with bf16 maths (fp32 on CPUs without it); fp32 is eager PyTorch, the reference",
@@ -196,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     weights = commands.add_parser("weights", help="list, pull or verify weight files")
     weights.add_argument("action", choices=["list", "pull", "verify"])
     weights.add_argument("names", nargs="*", metavar="STYLE", help="styles or models (default: all pinned ones)")
-    weights.add_argument("--mirror", type=Path, help="folder to copy files from (default ANIMEBOT_WEIGHTS_MIRROR, else download)")
+    weights.add_argument(
+        "--mirror", type=Path, help="folder to copy files from (default ANIMEBOT_WEIGHTS_MIRROR, else download)"
+    )
     weights.add_argument("--accept-unpinned", action="store_true", help="install files the manifest has no sha256 for")
     weights.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     weights.set_defaults(run=cmd_weights)
@@ -207,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     worker = commands.add_parser("worker", help="run a worker host: stylize jobs from ANIMEBOT_REDIS_URL")
-    worker.add_argument("--pull", action="store_true", help="first pull any missing pinned weights (the container does)")
+    worker.add_argument(
+        "--pull", action="store_true", help="first pull any missing pinned weights (the container does)"
+    )
     worker.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
     worker.set_defaults(run=cmd_worker)
     return parser

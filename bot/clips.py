@@ -102,8 +102,9 @@ class ClipJob(JobLog):
         except JobError as error:
             outcome = error
         except Exception as error:  # never leave a person without an answer
-            outcome = JobFailed(Text("Sorry, something went wrong while drawing your video. ({error})",
-                                     error=type(error).__name__))
+            outcome = JobFailed(
+                Text("Sorry, something went wrong while drawing your video. ({error})", error=type(error).__name__)
+            )
         self._finish(outcome)
 
     async def _steps(self, plan_job: JobHandle) -> JobResult:
@@ -114,16 +115,24 @@ class ClipJob(JobLog):
         self._report(JobProgress(JobStage.STYLIZING, fraction=0.0, frame=0, frames=frames))
         segments = await self._chunks(planned.image.decode(), frames)
         self._report(JobProgress(JobStage.FINISHING, fraction=0.0, frame=frames, frames=frames))
-        join = await self._submit(self._step(
-            JobKind.CLIP_JOIN,
-            {"plan": planned.image.decode(), "firsts": [first for first, _ in segments]},
-            tuple(segment for _, segment in segments),
-        ))
+        join = await self._submit(
+            self._step(
+                JobKind.CLIP_JOIN,
+                {"plan": planned.image.decode(), "firsts": [first for first, _ in segments]},
+                tuple(segment for _, segment in segments),
+            )
+        )
         joined = await join.result()
         request = self.request
         return JobResult(
-            joined.image, joined.mime, joined.width, joined.height, request.style, request.strength,
-            time.monotonic() - self._began, tuple(dict.fromkeys(planned.notes + joined.notes)),
+            joined.image,
+            joined.mime,
+            joined.width,
+            joined.height,
+            request.style,
+            request.strength,
+            time.monotonic() - self._began,
+            tuple(dict.fromkeys(planned.notes + joined.notes)),
         )
 
     async def _chunks(self, plan: str, frames: int) -> list[tuple[int, bytes]]:
@@ -178,4 +187,3 @@ class ClipJob(JobLog):
             event = translate(progress)
             if event is not None:
                 self._report(event)
-

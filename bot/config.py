@@ -27,11 +27,17 @@ class Settings(BaseSettings):
 
     # Front ends
     telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
-    telegram_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (local Bot API server).")
+    telegram_base_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base URL (local Bot API server)."
+    )
     telegram_base_file_url: str = Field("https://api.telegram.org/file/bot", description="Bot API file base URL.")
-    telegram_webhook_url: str | None = Field(None, description="Public HTTPS URL; when set, webhook mode replaces polling.")
+    telegram_webhook_url: str | None = Field(
+        None, description="Public HTTPS URL; when set, webhook mode replaces polling."
+    )
     telegram_webhook_port: int = Field(8443, description="Local port the webhook listener binds.")
-    discord_token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal; enables Discord.")
+    discord_token: SecretStr | None = Field(
+        None, description="Bot token from the Discord developer portal; enables Discord."
+    )
     host: str = Field("127.0.0.1", description="Address the web UI and API bind.")
     port: int = Field(8080, description="Port of the web UI and API.")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API requires it (header X-API-Key).")
@@ -43,8 +49,9 @@ class Settings(BaseSettings):
     )
     working_size: int = Field(1024, description="Long side (px) images are stylized at.")
     scene_side: int | None = Field(
-        512, description="Long side (px) the scene generator runs at at most; larger pictures are brought up by a "
-        "guided filter (4x faster and leaner at 1024 px). Empty: the generator runs at the full working size."
+        512,
+        description="Long side (px) the scene generator runs at at most; larger pictures are brought up by a "
+        "guided filter (4x faster and leaner at 1024 px). Empty: the generator runs at the full working size.",
     )
     weights_dir: Path | None = Field(None, description="Where installed weights live (default: user cache dir).")
     weights_mirror: Path | None = Field(None, description="Folder to pull weights from instead of the internet.")
@@ -61,7 +68,8 @@ class Settings(BaseSettings):
 
     # Pool and limits
     workers: int = Field(
-        default_factory=_default_workers, ge=0,
+        default_factory=_default_workers,
+        ge=0,
         description="Worker processes (each owns cores/workers threads); 0 with redis_url: a pure front end.",
     )
     queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
@@ -83,7 +91,8 @@ class Settings(BaseSettings):
     clip_side: int = Field(512, ge=64, description="Long side (px) clips are drawn at.")
     clip_chunk_frames: int = Field(12, ge=1, description="Frames per chunk a clip is split into across workers.")
     clip_chunks_in_flight: int = Field(
-        default_factory=lambda: max(2, _default_workers()), ge=1,
+        default_factory=lambda: max(2, _default_workers()),
+        ge=1,
         description="Chunks of one clip queued or running at once (how many workers one clip may use).",
     )
 
@@ -94,4 +103,6 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         15.0, gt=0, description="Seconds a worker host holds a job without a heartbeat before another host takes it."
     )
-    result_ttl: float = Field(600.0, gt=0, description="Seconds a finished job's result and progress are kept in Redis.")
+    result_ttl: float = Field(
+        600.0, gt=0, description="Seconds a finished job's result and progress are kept in Redis."
+    )

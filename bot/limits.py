@@ -28,15 +28,19 @@ MAX_TRACKED_PEOPLE = 100_000
 def retry_message(sent: int, seconds: float) -> str:
     """The plain sentence for a person who hit the rate limit."""
     wait = max(1, math.ceil(seconds))
-    return Text.plural(
-        "You have sent {sent} photos in the last minute. Please try again in {count} second.",
-        "You have sent {sent} photos in the last minute. Please try again in {count} seconds.",
-        wait,
-        sent=sent,
-    ) if sent != 1 else Text.plural(
-        "You have sent 1 photo in the last minute. Please try again in {count} second.",
-        "You have sent 1 photo in the last minute. Please try again in {count} seconds.",
-        wait,
+    return (
+        Text.plural(
+            "You have sent {sent} photos in the last minute. Please try again in {count} second.",
+            "You have sent {sent} photos in the last minute. Please try again in {count} seconds.",
+            wait,
+            sent=sent,
+        )
+        if sent != 1
+        else Text.plural(
+            "You have sent 1 photo in the last minute. Please try again in {count} second.",
+            "You have sent 1 photo in the last minute. Please try again in {count} seconds.",
+            wait,
+        )
     )
 
 

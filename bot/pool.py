@@ -61,7 +61,6 @@ SHUTDOWN_MESSAGE = N_("The bot is restarting. Please send your photo again in a 
 GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / the job ran out of time
 
 
-
 def person_busy_message(waiting: int) -> str:
     """The plain sentence for a person who already has ``waiting`` photos in the queue."""
     return Text.plural(

@@ -1,6 +1,6 @@
 """Make docs/before_after.jpg, the README's picture, with the project itself: photo left, Shinkai style right.
 
-    python docs/make_before_after.py   (needs the shinkai weights: animebot weights pull shinkai)
+python docs/make_before_after.py   (needs the shinkai weights: animebot weights pull shinkai)
 """
 
 from __future__ import annotations

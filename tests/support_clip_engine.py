@@ -1,6 +1,7 @@
 """A real ``Engine`` whose generators are a photographic negative: every clip step (PyAV decoding, the plan,
 chunks, segments, the join with sound) is the real code, only the network is replaced, so the bot's and the front
-ends' clip tests run in seconds. Workers build it with ``ANIMEBOT_ENGINE_FACTORY=tests.support_clip_engine:NegativeEngine``.
+ends' clip tests run in seconds. Workers build it with
+``ANIMEBOT_ENGINE_FACTORY=tests.support_clip_engine:NegativeEngine``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ class NegativeEngine(Engine):
     def generator(self, model: ModelFile) -> ImageFn:
         return negative
 
-    def plan_clip(self, data: bytes, style: str | None = None, strength: float = 1.0, faces: bool = True,
-                  *args: Any, **kwargs: Any) -> ClipPlan:
+    def plan_clip(
+        self,
+        data: bytes,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ClipPlan:
         return super().plan_clip(data, style, strength, False, *args, **kwargs)
 
 
@@ -44,7 +52,9 @@ FRAME_DELAY_ENV = "ANIMEBOT_TEST_FRAME_DELAY"  # seconds added per frame, to mak
 class LoggingNegativeEngine(NegativeEngine):
     """``NegativeEngine`` that logs which process drew each chunk, and may draw slowly (see the two variables)."""
 
-    def stylize_clip_chunk(self, data: bytes, plan: ClipPlan, first: int, stop: int, *args: Any, **kwargs: Any) -> bytes:
+    def stylize_clip_chunk(
+        self, data: bytes, plan: ClipPlan, first: int, stop: int, *args: Any, **kwargs: Any
+    ) -> bytes:
         time.sleep(float(os.environ.get(FRAME_DELAY_ENV, "0")) * (min(stop, plan.frames) - first))
         log = os.environ.get(CHUNK_LOG_ENV)
         if log:

@@ -34,7 +34,9 @@ def pan_frames(photo: np.ndarray, size: tuple[int, int], frames: int, step: int 
     """A window of ``size`` (W, H) sliding right by ``step`` px per frame across a copy of ``photo`` scaled to fit."""
     width, height = size
     scale = height / photo.shape[0]
-    wide = np.asarray(Image.fromarray(photo).resize((max(width + step * frames, round(photo.shape[1] * scale)), height)))
+    wide = np.asarray(
+        Image.fromarray(photo).resize((max(width + step * frames, round(photo.shape[1] * scale)), height))
+    )
 
     def make(index: int) -> np.ndarray:
         return np.ascontiguousarray(wide[:, index * step : index * step + width])

@@ -74,7 +74,11 @@ class HostProcess:
         with log.open("ab") as output:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "worker"],
-                cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=REPO,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property

@@ -30,9 +30,12 @@ graphroot = "/var/lib/containers/overlay-storage"
 
 def missing_tools() -> list[str]:
     """The programs the container tests need that this machine lacks."""
-    tools = {"podman": shutil.which("podman"), "runc": shutil.which("runc") or shutil.which("runc", path="/usr/sbin"),
-             "debootstrap": shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin"),
-             "podman-compose": compose_command()[0] if compose_command() else None}
+    tools = {
+        "podman": shutil.which("podman"),
+        "runc": shutil.which("runc") or shutil.which("runc", path="/usr/sbin"),
+        "debootstrap": shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin"),
+        "podman-compose": compose_command()[0] if compose_command() else None,
+    }
     return [name for name, path in tools.items() if path is None]
 
 
@@ -76,13 +79,30 @@ def ensure_base_images(env: dict[str, str], work: Path, log: Path) -> None:
     """
     if not image_exists(PYTHON_BASE, env):
         rootfs = work / "rootfs"
-        run(["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs)],
-            env, log, timeout=900)
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs)],
+            env,
+            log,
+            timeout=900,
+        )
         shutil.copy(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
         archive = work / "rootfs.tar"
         run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], env, log, timeout=300)
-        run(["podman", "import", "--change", f"ENV PIP_CERT={HOST_CA_BUNDLE}",
-             "--change", f"ENV SSL_CERT_FILE={HOST_CA_BUNDLE}", str(archive), PYTHON_BASE], env, log, timeout=300)
+        run(
+            [
+                "podman",
+                "import",
+                "--change",
+                f"ENV PIP_CERT={HOST_CA_BUNDLE}",
+                "--change",
+                f"ENV SSL_CERT_FILE={HOST_CA_BUNDLE}",
+                str(archive),
+                PYTHON_BASE,
+            ],
+            env,
+            log,
+            timeout=300,
+        )
         shutil.rmtree(rootfs, ignore_errors=True)
         archive.unlink()
     if not image_exists(REDIS_BASE, env):

@@ -26,7 +26,9 @@ def free_port() -> int:
 
 def redis_server_binary() -> str | None:
     """The redis-server executable on PATH (or /usr/bin), if installed."""
-    return shutil.which("redis-server") or (str(Path("/usr/bin/redis-server")) if Path("/usr/bin/redis-server").exists() else None)
+    return shutil.which("redis-server") or (
+        str(Path("/usr/bin/redis-server")) if Path("/usr/bin/redis-server").exists() else None
+    )
 
 
 class RedisServer:
@@ -48,9 +50,23 @@ class RedisServer:
         with (self.folder / "redis.log").open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
                 [
-                    self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                    "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                    "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.folder),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--maxmemory-policy",
+                    "noeviction",
+                    "--protected-mode",
+                    "yes",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

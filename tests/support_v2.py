@@ -97,9 +97,9 @@ REFERENCE_STATE_DICT_LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (
 
 def generator_input_256(photo: np.ndarray) -> np.ndarray:
     """An RGB uint8 photo (H, W, 3) resized to 256x256 and scaled to float32 [-1, 1], shape (256, 256, 3)."""
-    pixels = transform.resize(
-        photo, (TFLITE_SIZE, TFLITE_SIZE), anti_aliasing=True, preserve_range=True
-    ).astype(np.float32)
+    pixels = transform.resize(photo, (TFLITE_SIZE, TFLITE_SIZE), anti_aliasing=True, preserve_range=True).astype(
+        np.float32
+    )
     return pixels / PIXEL_HALF_RANGE - 1.0
 
 

@@ -75,7 +75,9 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path: Path, monkeypatch: pytest.Monk
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "a.py").write_text("from cyclic.b import B\n")
-    (package / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cyclic.a import B\nB = 1\n")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cyclic.a import B\nB = 1\n"
+    )
     (package / "c.py").write_text("import cyclic.a\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert import_cycles(grimp.build_graph("cyclic", cache_dir=None), "cyclic") == [["cyclic.a", "cyclic.b"]]

@@ -128,7 +128,9 @@ def test_frames_are_dropped_evenly_to_the_cap(negative: NegativeEngine) -> None:
     assert (plan.fps, plan.frames) == (FPS_CAP, 15)
     source = list(frames_of(clip))
     for index, frame in enumerate(read_frames(clip, plan, 4, 9), start=4):  # a chunk in the middle: seeks
-        assert np.abs(frame.astype(int) - source[2 * index].astype(int)).mean() < 2, f"frame {index} is source {2 * index}"
+        assert np.abs(frame.astype(int) - source[2 * index].astype(int)).mean() < 2, (
+            f"frame {index} is source {2 * index}"
+        )
 
 
 def test_a_gif_comes_back_as_a_silent_animation(negative: NegativeEngine) -> None:

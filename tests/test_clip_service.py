@@ -25,8 +25,12 @@ CHUNK = 4
 
 def clip_settings(weights_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "engine_factory": LOGGING_NEGATIVE_ENGINE, "workers": 2, "weights_dir": weights_dir,
-        "clip_chunk_frames": CHUNK, "clip_chunks_in_flight": 2, **overrides,
+        "engine_factory": LOGGING_NEGATIVE_ENGINE,
+        "workers": 2,
+        "weights_dir": weights_dir,
+        "clip_chunk_frames": CHUNK,
+        "clip_chunks_in_flight": 2,
+        **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -21,8 +21,12 @@ from tests.support_redis import RedisServer
 
 def settings_for(redis_server: RedisServer, weights_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "weights_dir": weights_dir, "workers": 0, "engine_factory": LOGGING_NEGATIVE_ENGINE,
-        "clip_chunk_frames": 4, "clip_chunks_in_flight": 3, "job_timeout": 120.0,
+        "weights_dir": weights_dir,
+        "workers": 0,
+        "engine_factory": LOGGING_NEGATIVE_ENGINE,
+        "clip_chunk_frames": 4,
+        "clip_chunks_in_flight": 3,
+        "job_timeout": 120.0,
     }
     return cluster_settings(redis_server.url, **(values | overrides))
 

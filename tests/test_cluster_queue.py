@@ -52,7 +52,10 @@ async def test_a_job_goes_through_redis_to_a_worker_host_and_back(
     seen = [event.stage for event in events]
     assert job.position == 0 and seen[-1] == JobStage.DONE
     assert [stage for stage in seen if stage != JobStage.DONE] == [
-        JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING
+        JobStage.DECODING,
+        JobStage.FINDING_FACES,
+        JobStage.STYLIZING,
+        JobStage.FINISHING,
     ]
     client = redis_server.client()
     assert_nothing_pending(client)

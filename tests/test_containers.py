@@ -50,8 +50,26 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env = podman_environment(work)
     log = work / "build.log"
     ensure_base_images(env, work, log)
-    run(["podman", "build", "--format", "docker", "--isolation", "chroot", "--network", "host",  # docker: HEALTHCHECK
-         "--build-arg", f"TORCH_INDEX_URL={PYPI_INDEX}", "-t", IMAGE, str(REPO)], env, log, timeout=BUILD_TIMEOUT)
+    run(
+        [
+            "podman",
+            "build",
+            "--format",
+            "docker",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",  # docker: HEALTHCHECK
+            "--build-arg",
+            f"TORCH_INDEX_URL={PYPI_INDEX}",
+            "-t",
+            IMAGE,
+            str(REPO),
+        ],
+        env,
+        log,
+        timeout=BUILD_TIMEOUT,
+    )
     return env
 
 
@@ -71,8 +89,15 @@ def stack(podman: dict[str, str], weights_mirror: Path, tmp_path: Path) -> Itera
         "ANIMEBOT_TEST_WEIGHTS_MIRROR": str(weights_mirror),
     }
     env["ANIMEBOT_REDIS_URL"] = f"redis://127.0.0.1:{env['ANIMEBOT_REDIS_PORT']}/0"
-    compose = [*(compose_command() or []), "-p", project, "-f", str(REPO / "compose.yaml"),
-               "-f", str(REPO / "tests" / "compose.host-network.yaml")]
+    compose = [
+        *(compose_command() or []),
+        "-p",
+        project,
+        "-f",
+        str(REPO / "compose.yaml"),
+        "-f",
+        str(REPO / "tests" / "compose.host-network.yaml"),
+    ]
     log = tmp_path / "compose.log"
     try:
         run([*compose, "up", "-d", "--scale", "worker=2"], env, log, timeout=600, cwd=REPO)
@@ -81,8 +106,14 @@ def stack(podman: dict[str, str], weights_mirror: Path, tmp_path: Path) -> Itera
         for name in containers(env, project):
             with log.open("ab") as output:  # kept in the test's folder for a failure's post-mortem
                 subprocess.run(["podman", "logs", name], env=env, stdout=output, stderr=subprocess.STDOUT)
-        subprocess.run([*compose, "down", "-v", "-t", "5"], env=env, cwd=REPO, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*compose, "down", "-v", "-t", "5"],
+            env=env,
+            cwd=REPO,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def containers(env: dict[str, str], project: str, service: str | None = None) -> list[str]:
@@ -90,8 +121,9 @@ def containers(env: dict[str, str], project: str, service: str | None = None) ->
     filters = ["--filter", f"label=io.podman.compose.project={project}"]
     if service:
         filters += ["--filter", f"label=com.docker.compose.service={service}"]
-    listing = subprocess.run(["podman", "ps", "-a", *filters, "--format", "{{.Names}}"], env=env,
-                             capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        ["podman", "ps", "-a", *filters, "--format", "{{.Names}}"], env=env, capture_output=True, text=True, check=True
+    )
     return listing.stdout.split()
 
 
@@ -110,8 +142,13 @@ def consumers_by_container(env: dict[str, str]) -> dict[str, str]:
 def weights_job_state(env: dict[str, str]) -> str:
     """The one-shot weights container's state: ``running``, ``done``, or ``failed (exit code N)``."""
     (name,) = containers(env, env["COMPOSE_PROJECT_NAME"], "weights")
-    inspected = subprocess.run(["podman", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
-                               env=env, capture_output=True, text=True, check=True).stdout.split()
+    inspected = subprocess.run(
+        ["podman", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     if inspected[0] != "exited":
         return "running"
     return "done" if inspected[1] == "0" else f"failed (exit code {inspected[1]})"

@@ -305,9 +305,7 @@ def test_align_face_smooths_a_face_it_shrinks() -> None:
 # --- warping back and blending --------------------------------------------------------------------------------
 
 
-def test_align_then_warp_back_is_the_identity(
-    detector: FaceDetector, astronaut: Tensor, astronaut_face: Face
-) -> None:
+def test_align_then_warp_back_is_the_identity(detector: FaceDetector, astronaut: Tensor, astronaut_face: Face) -> None:
     _, matrix = align_face(astronaut, astronaut_face, SIZE)
     back = invert_affine_transform(matrix[None])[0]
     round_trip = photos.apply(back, photos.apply(matrix, astronaut_face.landmarks))

@@ -21,6 +21,7 @@ import pytest_asyncio
 from PIL import Image
 
 from bot.config import Settings
+from bot.fairness import FairQueue
 from bot.jobs import (
     JobError,
     JobFailed,
@@ -32,7 +33,6 @@ from bot.jobs import (
     PersonQueueFull,
     QueueFull,
 )
-from bot.fairness import FairQueue
 from bot.pool import (
     BUSY_MESSAGE,
     CRASH_MESSAGE,

@@ -26,8 +26,14 @@ MIN_PSNR_DB = 35.0
 # dark to the eye, moved a channel's mean by about 17 steps).
 MAX_COLOUR_SHIFT = 2.0 / 255
 # Held-out photos (odd positions are never calibrated on), in four different shapes.
-CHECK_PHOTOS = ("animal_dogs_window.jpg", "city_skyline_dusk.jpg", "flower_yellow_closeup.jpg",
-                "portrait_astronaut.jpg", "group_friends_bar_night.jpg", "portrait_young_man_spiky_hair.jpg")
+CHECK_PHOTOS = (
+    "animal_dogs_window.jpg",
+    "city_skyline_dusk.jpg",
+    "flower_yellow_closeup.jpg",
+    "portrait_astronaut.jpg",
+    "group_friends_bar_night.jpg",
+    "portrait_young_man_spiky_hair.jpg",
+)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -67,16 +73,20 @@ def test_calibration_photos_ship_with_their_sources() -> None:
 
 @pytest.mark.parametrize("model_name", ["animeganv3_shinkai", "animeganv2_hayao_int8"])
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
-def test_fast_path_keeps_the_picture_at_any_shape(
-    model_name: str, precision: str, weights_dir: Path
-) -> None:
+def test_fast_path_keeps_the_picture_at_any_shape(model_name: str, precision: str, weights_dir: Path) -> None:
     """Held-out photos of several shapes through one compiled model: at least 35 dB and no colour cast."""
     model = load_manifest().models[model_name]
     module = build_generator(model, weights_dir)
     photos = calibration_photos(default_calibration_dir())
     multiple = 4 if model.architecture == "animeganv2" else 8
-    fast = optimize(lambda: module, converted_path(model, weights_dir).stem, precision, weights_dir,  # type: ignore[arg-type]
-                    lambda: calibration_set(photos, multiple), calibration_digest(photos))
+    fast = optimize(
+        lambda: module,
+        converted_path(model, weights_dir).stem,
+        precision,
+        weights_dir,  # type: ignore[arg-type]
+        lambda: calibration_set(photos, multiple),
+        calibration_digest(photos),
+    )
     reference = fp32_runner(module)
     shapes = set()
     for name in CHECK_PHOTOS:
@@ -141,13 +151,17 @@ def _padded_convolution_model() -> object:
     weights = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
     convolved = ops.convolution(quantized, weights, [1, 1], [0, 0], [0, 0], [1, 1])
     shared = ops.pad(image, np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), "reflect")
-    kept = ops.convolution(ops.fake_quantize(shared, low, high, low, high, 256), weights, [1, 1], [0, 0], [0, 0], [1, 1])
+    kept = ops.convolution(
+        ops.fake_quantize(shared, low, high, low, high, 256), weights, [1, 1], [0, 0], [0, 0], [1, 1]
+    )
     return ov.Model([convolved, kept, ops.relu(shared)], [image])
 
 
 def _quantizers_reading_pads(model: object) -> int:
-    return sum(op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Pad"
-               for op in model.get_ordered_ops())  # type: ignore[attr-defined]
+    return sum(
+        op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Pad"
+        for op in model.get_ordered_ops()
+    )  # type: ignore[attr-defined]
 
 
 def test_quantizers_move_above_pads_and_the_output_stays_the_same() -> None:
@@ -175,8 +189,14 @@ def test_int8_generator_quantizes_before_its_pads(weights_dir: Path) -> None:
 
     model = load_manifest().models["animeganv3_shinkai"]
     photos = calibration_photos(default_calibration_dir())
-    quantized = openvino_model(lambda: build_generator(model, weights_dir), converted_path(model, weights_dir).stem,
-                               "int8", weights_dir, lambda: calibration_set(photos), calibration_digest(photos))
+    quantized = openvino_model(
+        lambda: build_generator(model, weights_dir),
+        converted_path(model, weights_dir).stem,
+        "int8",
+        weights_dir,
+        lambda: calibration_set(photos),
+        calibration_digest(photos),
+    )
     kinds = [op.get_type_name() for op in quantized.get_ordered_ops()]  # type: ignore[attr-defined]
     assert kinds.count("FakeQuantize") >= 10 and kinds.count("Pad") >= 10
     assert _quantizers_reading_pads(quantized) == 0

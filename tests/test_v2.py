@@ -221,8 +221,7 @@ def test_every_converted_conv_reproduces_the_int8_conv(
     conv_ops = [
         operator
         for operator in graph.operators
-        if flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[operator.opcodeIndex])
-        in conv_codes
+        if flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[operator.opcodeIndex]) in conv_codes
     ]
     assert len(conv_ops) == len(convs)
     for index, (conv, operator) in enumerate(zip(convs, conv_ops, strict=True)):
@@ -284,6 +283,6 @@ def test_a_tflite_graph_missing_a_layer_is_rejected(hayao_tflite: Path, tmp_path
 
 def test_a_truncated_tflite_file_is_rejected(hayao_tflite: Path, tmp_path: Path) -> None:
     path = tmp_path / "truncated.tflite"
-    path.write_bytes(hayao_tflite.read_bytes()[: 50_000])
+    path.write_bytes(hayao_tflite.read_bytes()[:50_000])
     with pytest.raises(WeightsCorrupt):
         state_dict_from_tflite(path)

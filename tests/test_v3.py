@@ -27,9 +27,7 @@ from tests.support_v3 import PIXEL_MAX, V3_ONNX_FILES, generator_input, run_onnx
 MIN_PSNR_DB = 40.0
 PHOTO_SIZES = ((256, 256), (264, 200))  # (H, W): square, and non-square with H != W
 SMALL_SIZE = 64
-JP_FACE = GeneratorConfig(
-    depth=3, norm="layer", norm_eps=1e-7, attention_norm="instance", last_kernel=7, out_kernel=3
-)
+JP_FACE = GeneratorConfig(depth=3, norm="layer", norm_eps=1e-7, attention_norm="instance", last_kernel=7, out_kernel=3)
 SKETCH = GeneratorConfig(norm_eps=1e-7, attention_norm="layer", attention_norm_eps=1e-7)
 
 
@@ -99,12 +97,14 @@ def test_config_rejects_a_layout_it_cannot_build() -> None:
 def test_upsample_2x_samples_at_half_the_output_index() -> None:
     x = torch.tensor([[0.0, 2.0], [4.0, 6.0]])[None, None]
     # output (i, j) reads input (i / 2, j / 2); the last row and column repeat the edge
-    expected = torch.tensor([
-        [0.0, 1.0, 2.0, 2.0],
-        [2.0, 3.0, 4.0, 4.0],
-        [4.0, 5.0, 6.0, 6.0],
-        [4.0, 5.0, 6.0, 6.0],
-    ])[None, None]
+    expected = torch.tensor(
+        [
+            [0.0, 1.0, 2.0, 2.0],
+            [2.0, 3.0, 4.0, 4.0],
+            [4.0, 5.0, 6.0, 6.0],
+            [4.0, 5.0, 6.0, 6.0],
+        ]
+    )[None, None]
     torch.testing.assert_close(upsample_2x(x), expected)
 
 

@@ -115,8 +115,16 @@ def test_download_failure_is_a_clear_message(tmp_path: Path, http_folder: tuple[
 def test_unpinned_file_needs_explicit_acceptance(tmp_path: Path, http_folder: tuple[str, Path]) -> None:
     base, served = http_folder
     (served / "face.pt").write_bytes(b"pretend weights")
-    model = ModelFile(name="face", file="face.pt", architecture="animeganv2", sha256="", url=f"{base}/face.pt",
-                      licence="test", trained_size=512, source="test")
+    model = ModelFile(
+        name="face",
+        file="face.pt",
+        architecture="animeganv2",
+        sha256="",
+        url=f"{base}/face.pt",
+        licence="test",
+        trained_size=512,
+        source="test",
+    )
     folder = tmp_path / "w"
     with pytest.raises(WeightsCorrupt, match="--accept-unpinned"):
         pull_model(model, folder, progress=False)
@@ -128,8 +136,9 @@ def test_unpinned_file_needs_explicit_acceptance(tmp_path: Path, http_folder: tu
         verify_model(model, folder)
 
 
-def test_cli_pull_list_verify(weights_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_pull_list_verify(
+    weights_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ANIMEBOT_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("ANIMEBOT_WEIGHTS_MIRROR", str(weights_mirror))
     assert main(["weights", "pull", "hayao", "-q"]) == 0

@@ -161,7 +161,9 @@ class WorkerHost:
             self.consumer, self.lease_seconds, 1, MAX_ATTEMPTS, self.settings.result_ttl, CRASH_MESSAGE
         )
         if claimed:
-            logger.warning("took over job %s (attempt %d) from a host that stopped", claimed[0].job_id, claimed[0].attempts)
+            logger.warning(
+                "took over job %s (attempt %d) from a host that stopped", claimed[0].job_id, claimed[0].attempts
+            )
             return claimed[0]
         return await self._scripts.take(self.consumer)
 

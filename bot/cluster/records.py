@@ -32,15 +32,24 @@ ERROR_TYPES: dict[str, type[JobError]] = {name: kind for kind, name in ERROR_OUT
 def request_fields(request: JobRequest) -> list[bytes | str]:
     """The job's hash fields as name/value pairs (the photo itself included)."""
     return [
-        "user", request.user,
-        "image", request.image,
-        "style", request.style,
-        "strength", repr(request.strength),
-        "faces", "1" if request.faces else "0",
-        "format", request.output_format or "",
-        "kind", request.kind.value,
-        "task", request.task,
-        "parts", str(len(request.parts)),
+        "user",
+        request.user,
+        "image",
+        request.image,
+        "style",
+        request.style,
+        "strength",
+        repr(request.strength),
+        "faces",
+        "1" if request.faces else "0",
+        "format",
+        request.output_format or "",
+        "kind",
+        request.kind.value,
+        "task",
+        request.task,
+        "parts",
+        str(len(request.parts)),
         *[item for index, part in enumerate(request.parts) for item in (f"part{index}", part)],
     ]
 
@@ -65,14 +74,22 @@ def outcome_fields(outcome: JobResult | JobError) -> tuple[str, list[bytes | str
     if isinstance(outcome, JobError):
         return ERROR_OUTCOMES.get(type(outcome), FAILED), ["message", outcome.message]
     return DONE, [
-        "image", outcome.image,
-        "mime", outcome.mime,
-        "width", str(outcome.width),
-        "height", str(outcome.height),
-        "style", outcome.style,
-        "strength", repr(outcome.strength),
-        "seconds", repr(outcome.seconds),
-        "notes", json.dumps(list(outcome.notes)),
+        "image",
+        outcome.image,
+        "mime",
+        outcome.mime,
+        "width",
+        str(outcome.width),
+        "height",
+        str(outcome.height),
+        "style",
+        outcome.style,
+        "strength",
+        repr(outcome.strength),
+        "seconds",
+        repr(outcome.seconds),
+        "notes",
+        json.dumps(list(outcome.notes)),
     ]
 
 

@@ -84,9 +84,7 @@ class RedisSettingsStore:
         return sorted(member.decode() for member in members)
 
     async def holds_anything_about(self, owner: str) -> bool:
-        found = await self._client.exists(
-            self._settings_key(owner), self._sources_key(owner), self._sticker_key(owner)
-        )
+        found = await self._client.exists(self._settings_key(owner), self._sources_key(owner), self._sticker_key(owner))
         return bool(found)
 
     async def close(self) -> None:
