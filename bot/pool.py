@@ -14,13 +14,10 @@ import logging
 import multiprocessing
 import os
 import secrets
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from bot.fairness import FairQueue
@@ -38,7 +35,8 @@ from bot.jobs import (
     PersonQueueFull,
     QueueFull,
 )
-from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, STAGE, Message, run_worker
+from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, run_worker
+from bot.worker_process import TIMED_OUT, WorkerProcess
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -48,7 +46,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENGINE_FACTORY = "animegan:Engine"
 MAX_ATTEMPTS = 2  # a job whose worker dies is tried once more on a fresh worker
 WORKER_START_TIMEOUT = 180.0  # importing torch and building the engine on a busy 2-core box can be slow
-WORKER_STOP_TIMEOUT = 5.0
 RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
@@ -57,8 +54,6 @@ BUSY_MESSAGE = N_("The bot is busy right now. Please try again in a minute.")
 CRASH_MESSAGE = N_("Sorry, something went wrong while drawing your picture. Please try again.")
 TIMEOUT_MESSAGE = N_("Your picture took too long to draw, so it was stopped. Please try again with a smaller photo.")
 SHUTDOWN_MESSAGE = N_("The bot is restarting. Please send your photo again in a minute.")
-
-GONE, TIMED_OUT = "gone", "timed_out"  # made on this side: the pipe closed / the job ran out of time
 
 
 def person_busy_message(waiting: int) -> str:
@@ -148,111 +143,6 @@ class PoolJob(JobLog):
             self._report(JobProgress(stage, fraction=fraction))
 
 
-# --- one worker, as the event loop sees it --------------------------------------------------------------------
-
-
-class _Worker:
-    """A worker process, its pipe, and a thread that turns what the pipe brings into loop-side messages."""
-
-    def __init__(
-        self,
-        process: BaseProcess,
-        conn: Connection,
-        loop: asyncio.AbstractEventLoop,
-        on_exit: Callable[[_Worker], None],
-    ) -> None:
-        self.process = process
-        self.conn = conn
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.busy = False
-        self.retired = False
-        self.exited = False
-        self._loop = loop
-        self._on_exit = on_exit
-        self._reaped = False
-        self._exitcode: int | None = None
-        # A blocking reader thread rather than loop.add_reader: unpickling a large result stays off the loop.
-        self._reader = threading.Thread(target=self._read, name=f"{process.name}-reader", daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's process id."""
-        return self.process.pid if not self._reaped else None
-
-    @property
-    def exitcode(self) -> int | None:
-        """The process's exit code (negative: killed by that signal), ``None`` while it runs."""
-        return self._exitcode if self._reaped else self.process.exitcode
-
-    def _read(self) -> None:
-        while True:
-            try:
-                message: Message = self.conn.recv()
-            except (EOFError, OSError):
-                message = (GONE,)
-            except Exception:
-                logger.exception("unreadable message from worker %s", self.pid)
-                message = (GONE,)
-            try:
-                self._loop.call_soon_threadsafe(self._deliver, message)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                return
-            if message[0] == GONE:
-                return
-
-    def _deliver(self, message: Message) -> None:
-        if message[0] == GONE:
-            self.exited = True
-            self._on_exit(self)
-        self.inbox.put_nowait(message)
-
-    async def run(self, job: PoolJob, timeout: float) -> Message:  # noqa: ASYNC109 - the job's own time limit
-        """Run ``job`` here; returns its outcome message, or ``(GONE,)`` / ``(TIMED_OUT,)``."""
-        try:
-            await asyncio.to_thread(self.conn.send, (job.id, job.request))
-        except OSError:
-            return (GONE,)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    message = await self.inbox.get()
-                    if message[0] == STAGE and message[1] == job.id:
-                        job._stage(message[2], message[3])
-                    elif message[0] in (DONE, REJECTED, ERROR, GONE):
-                        return message
-        except TimeoutError:
-            return (TIMED_OUT,)
-
-    async def kill(self) -> None:
-        """End the process at once and release its pipe (safe to call more than once)."""
-        if self._reaped:
-            return
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        await asyncio.to_thread(self._reap)
-
-    async def stop(self) -> None:
-        """Ask the process to exit after its current job; kill it if it has not within ``WORKER_STOP_TIMEOUT``."""
-        if self._reaped:
-            return
-        with contextlib.suppress(OSError):
-            self.conn.send(None)
-        await asyncio.to_thread(self.process.join, WORKER_STOP_TIMEOUT)
-        await self.kill()
-
-    def _reap(self) -> None:
-        if self._reaped:
-            return
-        self._reaped = True
-        self.process.join()
-        self._exitcode = self.process.exitcode
-        self._reader.join(WORKER_STOP_TIMEOUT)
-        self.conn.close()
-        with contextlib.suppress(ValueError):
-            self.process.close()
-
-
 # --- the pool -------------------------------------------------------------------------------------------------
 
 
@@ -272,8 +162,8 @@ class InferencePool:
         self._context = multiprocessing.get_context("spawn")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: FairQueue[PoolJob] = FairQueue()
-        self._workers: set[_Worker] = set()  # started and not retired, busy or idle
-        self._idle: deque[_Worker] = deque()
+        self._workers: set[WorkerProcess] = set()  # started and not retired, busy or idle
+        self._idle: deque[WorkerProcess] = deque()
         self._tasks: set[asyncio.Task[None]] = set()  # job runs and worker replacements
         self._settled = asyncio.Event()  # nothing waiting and nothing running
         self._settled.set()
@@ -291,7 +181,7 @@ class InferencePool:
         """Start every worker and wait until each has built its engine; ``WorkerStartError`` if one can't."""
         self._loop = asyncio.get_running_loop()
         started = await asyncio.gather(*(self._spawn() for _ in range(self.config.workers)), return_exceptions=True)
-        workers = [worker for worker in started if isinstance(worker, _Worker)]
+        workers = [worker for worker in started if isinstance(worker, WorkerProcess)]
         failures = [error for error in started if isinstance(error, BaseException)]
         if failures:
             await asyncio.gather(*(worker.kill() for worker in workers))
@@ -385,7 +275,7 @@ class InferencePool:
         else:
             self._settled.set()
 
-    async def _run(self, worker: _Worker, job: PoolJob) -> None:
+    async def _run(self, worker: WorkerProcess, job: PoolJob) -> None:
         worker.busy = True
         self._running += 1
         if job.attempts == job.first_attempt:
@@ -396,7 +286,7 @@ class InferencePool:
             self._on_attempt(job)
         began = time.monotonic()
         try:
-            outcome = await worker.run(job, self.config.job_timeout)
+            outcome = await worker.run(job.id, job.request, job._stage, self.config.job_timeout)
         except asyncio.CancelledError:
             self._fail(job, JobFailed(SHUTDOWN_MESSAGE), "failed")
             raise
@@ -444,7 +334,7 @@ class InferencePool:
 
     # --- workers ---
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self) -> WorkerProcess:
         assert self._loop is not None
         self._spawned += 1
         here, there = self._context.Pipe()
@@ -458,7 +348,7 @@ class InferencePool:
             await asyncio.to_thread(process.start)
         finally:
             there.close()  # the child holds its own copy; ours would keep the pipe open after the child dies
-        worker = _Worker(process, here, self._loop, self._on_exit)
+        worker = WorkerProcess(process, here, self._loop, self._on_exit)
         try:
             async with asyncio.timeout(WORKER_START_TIMEOUT):
                 first = await worker.inbox.get()
@@ -473,26 +363,26 @@ class InferencePool:
             raise WorkerStartError(f"worker could not start the engine {self.config.engine_factory!r}:\n{detail}")
         return worker
 
-    def _add_idle(self, worker: _Worker) -> None:
+    def _add_idle(self, worker: WorkerProcess) -> None:
         self._workers.add(worker)
         self._idle.append(worker)
         self._dispatch()
 
-    def _on_exit(self, worker: _Worker) -> None:
+    def _on_exit(self, worker: WorkerProcess) -> None:
         """A worker's pipe closed. Busy workers are handled by their job's run; idle ones are replaced here."""
         if worker in self._idle:
             self._idle.remove(worker)
             logger.warning("idle worker %s exited (code %s); replacing it", worker.pid, worker.exitcode)
             self._replace(worker)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: WorkerProcess) -> None:
         worker.retired = True
         self._workers.discard(worker)
         if not self._stopped:
             self._restarts += 1
             self._track(self._respawn(worker))
 
-    async def _respawn(self, old: _Worker) -> None:
+    async def _respawn(self, old: WorkerProcess) -> None:
         await old.kill()
         delay = RESPAWN_FIRST_DELAY
         while not self._stopped:
