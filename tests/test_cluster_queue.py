@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 
 from bot.cluster.connection import connect, ensure_group
 from bot.cluster.frontend import RedisJob, RedisQueue
@@ -21,6 +22,8 @@ from bot.pool import BUSY_MESSAGE, CRASH_MESSAGE, person_busy_message
 from tests.support_cluster import assert_nothing_pending, cluster_settings, counters
 from tests.support_pool import eventually, report_of, scripted
 from tests.support_redis import RedisServer
+
+KEYS = Keys()
 
 
 @pytest.fixture
@@ -154,3 +157,42 @@ async def test_a_poison_job_is_dead_lettered_with_one_failure_reply(
     stored = [fields[b"stage"] for _, fields in client.xrange(Keys().events(job.id))]
     assert stored.count(b"failed") == 1 and stored[-1] == b"failed"
     assert_nothing_pending(client)
+
+
+def refusals(client: redis.Redis, code: str) -> int:
+    """How many commands the server refused with ``code`` (``OOM``, ``READONLY``) so far."""
+    stats = client.info("errorstats").get(f"errorstat_{code}", {})
+    return int(stats.get("count", 0)) if isinstance(stats, dict) else 0
+
+
+@pytest.mark.parametrize("refusal", ["oom", "readonly"])
+async def test_a_worker_host_outlives_redis_refusing_writes(
+    redis_server: RedisServer, front_end: RedisQueue, refusal: str
+) -> None:
+    """OOM under maxmemory + noeviction, or READONLY after a failover, is a pause: the host keeps serving after."""
+    client = redis_server.client()
+    host = WorkerHost(cluster_settings(redis_server.url))
+    await host.start()
+    try:
+        if refusal == "oom":
+            client.config_set("maxmemory", "1")
+        else:
+            client.config_set("replica-read-only", "yes")
+            client.replicaof("127.0.0.1", "1")  # a primary that never answers: this server turns read-only
+        # Every slot and the heartbeat meet the refusal (Redis counts each one) and must keep going.
+        await eventually(lambda: refusals(client, refusal.upper()) > host.slots + 1, timeout=20)
+        with pytest.raises(QueueFull) as refused:  # a photo sent meanwhile gets a sentence, not a crash
+            await front_end.submit(scripted("telegram:2"))
+        assert refused.value.message == BUSY_MESSAGE
+        if refusal == "oom":
+            client.config_set("maxmemory", "0")
+        else:
+            client.replicaof("NO", "ONE")
+        # The heartbeat renews the host's lease again, and a slot takes the next job.
+        alive_until = client.zscore(KEYS.hosts, host.consumer) or 0.0
+        await eventually(lambda: (client.zscore(KEYS.hosts, host.consumer) or 0.0) > alive_until, timeout=20)
+        job = await front_end.submit(scripted("telegram:1"))
+        result = await asyncio.wait_for(job.result(), 30)
+    finally:
+        await host.stop(grace=1)
+    assert report_of(result.image)["style"] == "shinkai"

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
-from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group
+from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, must_wait
 from bot.cluster.keys import Keys
 from bot.cluster.records import Fields, StreamReplies, outcome_from_fields, progress_from_fields, request_fields
 from bot.cluster.scripts import ClusterScripts
@@ -96,10 +96,13 @@ class RedisQueue:
             verdict, number = await self._scripts.admit(
                 request.user, settings.queue_size, settings.per_user_queued, job_id, fields
             )
-        except REDIS_DOWN as error:
-            self._connected = False
-            logger.warning("cannot reach Redis to admit a job: %s", error)
-            raise QueueFull(UNREACHABLE_MESSAGE) from error
+        except Exception as error:
+            if not must_wait(error):
+                raise
+            refusing = isinstance(error, ResponseError)  # there, but refusing writes (out of memory, read-only...)
+            self._connected = refusing
+            logger.warning("Redis could not admit a job: %s", error)
+            raise QueueFull(BUSY_MESSAGE if refusing else UNREACHABLE_MESSAGE) from error
         if verdict == "busy":
             raise QueueFull(BUSY_MESSAGE)
         if verdict == "person":

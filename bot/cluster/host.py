@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, is_missing_group
+from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, is_missing_group, must_wait
 from bot.cluster.keys import GROUP, Keys
 from bot.cluster.records import FAILED, Fields, outcome_fields, progress_fields, request_from_fields
 from bot.cluster.scripts import ClusterScripts, Lease
@@ -99,7 +99,9 @@ class WorkerHost:
                 await ensure_group(self._client, self.keys)
                 await self._renew()
                 break
-            except REDIS_DOWN as error:
+            except Exception as error:
+                if not must_wait(error):
+                    raise
                 logger.warning("waiting for Redis: %s", error)
                 await backoff.wait()
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="redis-heartbeat")
@@ -144,12 +146,16 @@ class WorkerHost:
                     await self._client.blpop([self.keys.wake], timeout=idle_wait)
                     continue
             except ResponseError as error:
-                if not is_missing_group(error):
+                if is_missing_group(error):
+                    await ensure_group(self._client, self.keys)  # the server lost its data: start afresh
+                    continue
+                if not must_wait(error):
                     raise
-                await ensure_group(self._client, self.keys)  # the server lost its data: start afresh
+                logger.warning("Redis refuses (%s); retrying", error)
+                await backoff.wait()
                 continue
             except REDIS_DOWN as error:
-                logger.warning("lost Redis (%s); retrying", error)
+                logger.warning("lost Redis or Redis refuses (%s); retrying", error)
                 await backoff.wait()
                 continue
             backoff.reset()
@@ -199,9 +205,12 @@ class WorkerHost:
         async for progress in job.progress():
             if progress.stage not in ENGINE_STAGES or lease.entry in self._lost:
                 continue
-            with contextlib.suppress(*REDIS_DOWN):
+            try:
                 if not await self._scripts.progress(self.consumer, lease, EVENTS_MAX_LENGTH, progress_fields(progress)):
                     self._lost.add(lease.entry)
+            except Exception as error:
+                if not must_wait(error):
+                    raise
 
     async def _complete(self, lease: Lease, outcome: JobResult | JobError) -> None:
         name, fields = outcome_fields(outcome)
@@ -221,8 +230,10 @@ class WorkerHost:
         while True:
             try:
                 return await call()
-            except REDIS_DOWN as error:
-                logger.warning("lost Redis (%s); retrying", error)
+            except Exception as error:
+                if not must_wait(error):
+                    raise
+                logger.warning("lost Redis or Redis refuses (%s); retrying", error)
                 await backoff.wait()
 
     # --- shared attempt count and heartbeat ---
@@ -236,8 +247,12 @@ class WorkerHost:
             task.add_done_callback(self._tasks.discard)
 
     async def _record_attempt(self, lease: Lease, attempts: int) -> None:
-        with contextlib.suppress(*REDIS_DOWN):
+        try:
             await self._client.hset(self.keys.job(lease.job_id), "attempts", attempts)
+        except Exception as error:
+            if not must_wait(error):
+                raise
+            logger.warning("could not record attempt %d of job %s (%s)", attempts, lease.job_id, error)
 
     async def _heartbeat(self) -> None:
         backoff = Backoff()
@@ -245,8 +260,10 @@ class WorkerHost:
             try:
                 await self._renew()
                 backoff.reset()
-            except REDIS_DOWN as error:
-                logger.warning("heartbeat could not reach Redis (%s); retrying", error)
+            except Exception as error:
+                if not must_wait(error):
+                    raise
+                logger.warning("heartbeat: lost Redis or Redis refuses (%s); retrying", error)
                 await backoff.wait()
                 continue
             await asyncio.sleep(self.lease_seconds / HEARTBEATS_PER_LEASE)
