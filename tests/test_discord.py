@@ -26,9 +26,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from PIL import Image
 
-from adapters.discord import NO_IMAGE, AnimeClient, build_client, serve
-from adapters.discord_replies import NOT_ALLOWED
-from adapters.discord_result import NOT_YOURS, SOURCE_EXPIRED
+from adapters.discord import NO_IMAGE, NOT_ALLOWED, NOT_YOURS, SOURCE_EXPIRED, AnimeClient, build_client, serve
 from bot.config import Settings
 from bot.jobs import JobError, JobRequest, RateLimited
 from bot.service import Service
