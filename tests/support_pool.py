@@ -39,8 +39,9 @@ class ScriptedEngine:
 
     Script keys (all optional): ``sleep`` seconds spent "stylizing"; ``crash`` kill this process with SIGKILL;
     ``hang_once`` a marker path: the first run writes its pid there and hangs (to be killed by the test), later
-    runs go on normally; ``reject`` raise ``UnsupportedImage`` with this message; ``raise`` raise
-    ``RuntimeError``. The result's data is JSON with the pid, wall-clock start/end, threads and style.
+    runs go on normally; ``until`` a path: "stylize" until the test creates that file; ``reject`` raise
+    ``UnsupportedImage`` with this message; ``raise`` raise ``RuntimeError``. The result's data is JSON with the
+    pid, wall-clock start/end, threads and style.
     """
 
     def __init__(self, **options: Any) -> None:
@@ -75,6 +76,10 @@ class ScriptedEngine:
             Path(marker).write_text(str(os.getpid()))
             time.sleep(HANG_SECONDS)
         time.sleep(script.get("sleep", 0.0))
+        released = script.get("until")
+        deadline = time.monotonic() + HANG_SECONDS
+        while released and not Path(released).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         report("finishing", 0.5)
         summary = {
             "pid": os.getpid(),

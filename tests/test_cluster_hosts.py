@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from bot.cluster.frontend import RedisJob, RedisQueue
 from bot.cluster.keys import GROUP, Keys
 from bot.jobs import JobStage
 from tests.support_cluster import (
-    TEST_LEASE_SECONDS,
     HostProcess,
     assert_nothing_pending,
     cluster_settings,
@@ -83,13 +81,13 @@ async def test_sigkilled_host_its_job_is_answered_once_by_another_host(
     client = redis_server.client()
     job, victim, survivor = await started_on_one_host(front_end, client, hosts, seconds=2.0)
     victim.signal_all(signal.SIGKILL)
-    killed_at = time.monotonic()
 
+    # Taken over once the lease runs out (XAUTOCLAIM); the bound is generous, what matters is who and how often.
     await eventually(lambda: (running_on(client) or "").split(":")[1:2] == [str(survivor.pid)], timeout=30)
-    takeover = time.monotonic() - killed_at
+    (entry,) = client.xpending_range(KEYS.stream, GROUP, "-", "+", 10)
+    assert entry["times_delivered"] == 2  # the victim's attempt, then the survivor's: no third
     result = await asyncio.wait_for(job.result(), 30)
 
-    assert takeover < 2 * TEST_LEASE_SECONDS, f"taken over after {takeover:.1f} s"
     events = [event.stage async for event in job.progress()]
     assert events.count(JobStage.DONE) == 1 and JobStage.FAILED not in events
     assert ran_on(result.image, survivor)

@@ -188,7 +188,7 @@ async def test_job_past_its_timeout_is_cancelled_and_worker_replaced(two_pool: I
     with pytest.raises(JobTimedOut):
         await handle.result()
 
-    assert TWO_WORKERS_TIMEOUT <= time.monotonic() - began < TWO_WORKERS_TIMEOUT + 5
+    assert time.monotonic() - began >= TWO_WORKERS_TIMEOUT  # not cancelled before its time (however busy the box)
     assert handle.attempts == 1
     await eventually(lambda: two_pool.stats()["workers_alive"] == 2)
     assert len(set(two_pool.worker_pids()) - pids) == 1
@@ -253,8 +253,9 @@ async def test_flood_every_accepted_job_ends_in_exactly_one_outcome(two_pool: In
 
 
 @on_module_loop
-async def test_queue_bound_and_per_person_cap_refuse_with_busy(one_pool: InferencePool) -> None:
-    blocker = await one_pool.submit(scripted("blocker", sleep=0.2))
+async def test_queue_bound_and_per_person_cap_refuse_with_busy(one_pool: InferencePool, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    blocker = await one_pool.submit(scripted("blocker", until=str(release)))  # runs until released below
     greedy = [await one_pool.submit(scripted("greedy")) for _ in range(5)]
     with pytest.raises(PersonQueueFull) as per_person:
         await one_pool.submit(scripted("greedy"))
@@ -267,6 +268,7 @@ async def test_queue_bound_and_per_person_cap_refuse_with_busy(one_pool: Inferen
     assert per_person.value.message == person_busy_message(5)
     assert whole_queue.value.message == BUSY_MESSAGE
     assert not isinstance(whole_queue.value, PersonQueueFull)  # a full server, not this person's own limit
+    release.touch()
     results = await asyncio.gather(*(handle.result() for handle in [blocker, *greedy, other]))
     assert all(isinstance(result, JobResult) for result in results)
 
