@@ -9,22 +9,22 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from adapters.web.jobform import MESSAGE_BAD_FORM, MESSAGE_SOURCE_EXPIRED, ApiError, read_job_form
+from adapters.web.models import API_KEY_HEADER, API_PREFIX, ApiModel, Job, Progress, Result, Style, StyleList
+from adapters.web.openapi import openapi_document
+from animegan.manifest import Style as InstalledStyle
 from bot.config import Settings
 from bot.i18n import from_accept_language
-from adapters.web.jobform import MESSAGE_BAD_FORM, ApiError, read_job_form
-from bot.clips import looks_like_clip
-from bot.jobs import JobError, JobKind, JobProgress, JobRequest, progress_label
+from bot.jobs import JobError, JobProgress, progress_label
 from bot.jobstore import JobStore, StageTimer, WebJob
-from adapters.web.openapi import API_KEY_HEADER, openapi_document
+from bot.orders import Order, SourceExpired
 from bot.service import Service
 
-API_PREFIX = "/api/v1"
 JOB_TTL_SECONDS = 600.0
 MIN_JOB_STORE_CAPACITY = 128
 SSE_PING_SECONDS = 10.0
@@ -42,7 +42,6 @@ HTTP_MESSAGES = {
     413: ("too_large", "The upload is too large."),
 }
 
-MESSAGE_SOURCE_EXPIRED = "That photo is no longer kept on the server. Please upload it again."
 MESSAGE_NO_JOB = "There is no job with that id. Finished jobs are kept for {minutes} minutes."
 MESSAGE_NOT_FINISHED = "That picture is not ready yet. Follow the job's events and ask again when it is done."
 MESSAGE_API_KEY = "This server needs an API key: send it in the X-API-Key header."
@@ -51,47 +50,70 @@ MESSAGE_API_KEY = "This server needs an API key: send it in the X-API-Key header
 # --- JSON views ----------------------------------------------------------------------------------------------
 
 
-def progress_json(progress: JobProgress) -> dict[str, Any]:
-    """A progress event as JSON (schema ``Progress``)."""
-    return {
-        "stage": progress.stage.value,
-        "label": progress_label(progress),
-        "position": progress.position,
-        "fraction": min(1.0, max(0.0, progress.fraction)),
-        "frame": progress.frame,
-        "frames": progress.frames,
-    }
+def model_response(model: ApiModel, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """``model`` as a JSON answer."""
+    return web.json_response(model.model_dump(mode="json"), status=status, headers=headers)
 
 
-def job_json(job: WebJob) -> dict[str, Any]:
-    """A job as JSON (schema ``Job``)."""
+def progress_view(progress: JobProgress) -> Progress:
+    """A progress event as the API shows it."""
+    return Progress(
+        stage=progress.stage,
+        label=progress_label(progress),
+        position=progress.position,
+        fraction=min(1.0, max(0.0, progress.fraction)),
+        frame=progress.frame,
+        frames=progress.frames,
+    )
+
+
+def job_view(job: WebJob) -> Job:
+    """A job as the API shows it."""
     base = f"{API_PREFIX}/jobs/{job.id}"
     result = job.result
-    return {
-        "id": job.id,
-        "state": job.state,
-        **progress_json(job.progress),
-        "source": job.source,
-        "style": result.style if result else job.style,
-        "strength": job.strength,
-        "faces": job.faces,
-        "status_url": base,
-        "events_url": f"{base}/events",
-        "result_url": f"{base}/result",
-        "result": None
+    return Job(
+        id=job.id,
+        state=job.state,
+        **progress_view(job.progress).model_dump(),
+        source=job.source,
+        style=result.style if result else job.style,
+        strength=job.strength,
+        faces=job.faces,
+        status_url=base,
+        events_url=f"{base}/events",
+        result_url=f"{base}/result",
+        result=None
         if result is None
-        else {
-            "url": f"{base}/result",
-            "mime": result.mime,
-            "width": result.width,
-            "height": result.height,
-            "style": result.style,
-            "strength": result.strength,
-            "seconds": round(result.seconds, 3),
-            "notes": list(result.notes),
-        },
-        "error": None if job.error is None else ApiError.from_job_error(job.error).body(),
-    }
+        else Result(
+            url=f"{base}/result",
+            mime=result.mime,
+            width=result.width,
+            height=result.height,
+            style=result.style,
+            strength=result.strength,
+            seconds=round(result.seconds, 3),
+            notes=list(result.notes),
+        ),
+        error=None if job.error is None else ApiError.from_job_error(job.error).body(),
+    )
+
+
+def style_list(styles: list[InstalledStyle], default: str) -> StyleList:
+    """The installed styles (``default`` when there are none), the first one the default."""
+    return StyleList(
+        default=styles[0].name if styles else default,
+        styles=[
+            Style(
+                name=style.name,
+                title=style.title,
+                description=style.description,
+                licence=style.licence,
+                default=index == 0,
+                thumbnail=f"/ui/thumbnails/{style.name}",
+            )
+            for index, style in enumerate(styles)
+        ],
+    )
 
 
 # --- handlers ------------------------------------------------------------------------------------------------
@@ -112,56 +134,42 @@ def find_job(request: web.Request) -> WebJob:
 
 
 async def start_job(request: web.Request) -> WebJob:
-    """Check the form, queue the job with the service, and store it."""
+    """Check the form, hand it to the service as one order, and remember the accepted job."""
     form = await read_job_form(request, request.app[SETTINGS])
-    service = request.app[SERVICE]
-    image = form.image if form.image is not None else await service.find_source(form.source or "")
-    if image is None:
-        raise ApiError(410, "source_expired", MESSAGE_SOURCE_EXPIRED)
-    job_request = JobRequest(
+    order = Order(
         user=client_key(request),
-        image=image,
+        image=form.image,
+        source=form.source,
         style=form.style,
         strength=form.strength,
         faces=form.faces,
         output_format=form.output_format,
-        kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
     )
-    handle = await service.submit(job_request)
-    source = form.source if form.image is None else await service.keep_source(image)
-    return request.app[JOBS].add(handle, job_request, source or "")
+    try:
+        accepted = await request.app[SERVICE].submit(order)
+    except SourceExpired:
+        raise ApiError(410, "source_expired", MESSAGE_SOURCE_EXPIRED) from None
+    return request.app[JOBS].add(accepted.handle, accepted.request, accepted.source)
 
 
 async def list_styles(request: web.Request) -> web.Response:
     """GET /styles: the installed styles, default first."""
-    styles = request.app[SERVICE].styles()
-    return web.json_response(
-        {
-            "default": styles[0].name if styles else request.app[SETTINGS].default_style,
-            "styles": [
-                {
-                    "name": style.name,
-                    "title": style.title,
-                    "description": style.description,
-                    "licence": style.licence,
-                    "default": index == 0,
-                    "thumbnail": f"/ui/thumbnails/{style.name}",
-                }
-                for index, style in enumerate(styles)
-            ],
-        }
-    )
+    return model_response(style_list(request.app[SERVICE].styles(), request.app[SETTINGS].default_style))
 
 
 async def submit_job(request: web.Request) -> web.Response:
     """POST /jobs: queue a photo; 202 with the job (id, queue position, source key)."""
     job = await start_job(request)
-    return web.json_response(job_json(job), status=202, headers={"Location": f"{API_PREFIX}/jobs/{job.id}"})
+    return model_response(job_view(job), status=202, headers={"Location": f"{API_PREFIX}/jobs/{job.id}"})
 
 
 async def job_status(request: web.Request) -> web.Response:
     """GET /jobs/{id}: the job's state, progress and outcome."""
-    return web.json_response(job_json(find_job(request)))
+    return model_response(job_view(find_job(request)))
+
+
+def _json(model: ApiModel) -> str:
+    return json.dumps(model.model_dump(mode="json"))
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -179,13 +187,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             sent = _last_event_id(request)
             async for seq in job.changes(sent):
                 for step, progress in job.progress_since(sent):
-                    await stream.send(json.dumps(progress_json(progress)), id=str(step), event="progress")
+                    await stream.send(_json(progress_view(progress)), id=str(step), event="progress")
                 if job.result is not None:
-                    await stream.send(json.dumps(job_json(job)), id=str(seq), event="done")
+                    await stream.send(_json(job_view(job)), id=str(seq), event="done")
                 elif job.error is not None:
-                    await stream.send(
-                        json.dumps(ApiError.from_job_error(job.error).body()), id=str(seq), event="failed"
-                    )
+                    await stream.send(_json(ApiError.from_job_error(job.error).body()), id=str(seq), event="failed")
                 sent = seq
     return stream
 

@@ -1,8 +1,9 @@
 """The API's edge: reading and checking a job form, and the error answer given when something is refused.
 
 Everything a person can get wrong is caught here, before anything is queued: a missing or unreadable photo, an
-upload over the byte or pixel limit, a bad strength, faces or format value. ``ApiError`` carries the HTTP status,
-a stable code and the plain sentence shown to the person.
+upload over the byte or pixel limit, a bad strength, faces or format value. The form's fields and their checks are
+the ``JobForm`` model's; the photo's bytes are checked here. ``ApiError`` carries the HTTP status, a stable code and
+the plain sentence shown to the person.
 """
 
 from __future__ import annotations
@@ -11,29 +12,26 @@ import io
 import math
 import sys
 import warnings
-from dataclasses import dataclass
 from functools import cache
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
+from pydantic import ValidationError
 
+from adapters.web.models import FORM_FIELDS, Error, JobForm
 from bot.clips import looks_like_clip
 from bot.config import Settings
 from bot.i18n import DEFAULT_LANGUAGE, Translator
 from bot.jobs import JobError, JobFailed, JobRejected, JobTimedOut, PersonQueueFull, QueueFull, RateLimited
-from adapters.web.openapi import OUTPUT_FORMATS
 from bot.service import too_large_message
 
 BUSY_RETRY_SECONDS = 30
 PERSON_BUSY_RETRY_SECONDS = 10  # this client's own photos are already running or next: a slot frees up soon
 MAX_TEXT_FIELD_BYTES = 1024
 MAX_FORM_PARTS = 64  # a form with more parts than this is refused unread
-FORM_FIELDS = frozenset({"image", "source", "style", "strength", "faces", "format"})
 PIXELS_PER_MEGAPIXEL = 1_000_000
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-FORMAT_ALIASES = {"jpg": "jpeg"}
+CHOICES = ("style", "strength", "faces", "format")  # the form's fields besides the photo, in the order checked
 
 # Error classes of the service -> (HTTP status, code). Looked up along the MRO, most specific first.
 JOB_ERROR_STATUS: dict[type[JobError], tuple[int, str]] = {
@@ -53,6 +51,15 @@ MESSAGE_BOTH = "Send either a new photo (`image`) or the key of an earlier one (
 MESSAGE_STRENGTH = "Style strength must be a number from 0 to 1, for example 0.8."
 MESSAGE_FACES = "`faces` must be true or false."
 MESSAGE_FORMAT = "`format` must be jpeg, png or webp."
+MESSAGE_SOURCE_EXPIRED = "That photo is no longer kept on the server. Please upload it again."
+
+# A field the ``JobForm`` model refuses -> the answer (a key longer than any names no kept photo, as an expired one).
+FIELD_ERRORS: dict[str, tuple[int, str, str]] = {
+    "source": (410, "source_expired", MESSAGE_SOURCE_EXPIRED),
+    "strength": (400, "bad_strength", MESSAGE_STRENGTH),
+    "faces": (400, "bad_faces", MESSAGE_FACES),
+    "format": (400, "bad_format", MESSAGE_FORMAT),
+}
 
 
 class ApiError(Exception):
@@ -78,63 +85,23 @@ class ApiError(Exception):
             headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
         return cls(status, code, error.message, headers)
 
-    def body(self, language: str = DEFAULT_LANGUAGE) -> dict[str, str]:
+    @classmethod
+    def from_form_error(cls, error: ValidationError) -> ApiError:
+        """The answer for the first field the ``JobForm`` model refused."""
+        field = str(error.errors()[0]["loc"][0])
+        status, code, message = FIELD_ERRORS.get(field, (400, "bad_form", MESSAGE_BAD_FORM))
+        return cls(status, code, message)
+
+    def body(self, language: str = DEFAULT_LANGUAGE) -> Error:
         """The JSON body, its sentence in ``language`` when the catalogue has it."""
-        return {"error": self.code, "message": Translator(language).say(self.message)}
+        return Error(error=self.code, message=Translator(language).say(self.message))
 
     def response(self, language: str = DEFAULT_LANGUAGE) -> web.Response:
         """The JSON response (``language``: the client's, from ``Accept-Language``)."""
-        return web.json_response(self.body(language), status=self.status, headers=self.headers)
+        return web.json_response(self.body(language).model_dump(mode="json"), status=self.status, headers=self.headers)
 
 
 # --- reading and checking a job form -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobForm:
-    """A checked job form: exactly one of ``image`` and ``source`` is set."""
-
-    image: bytes | None
-    source: str | None
-    style: str
-    strength: float
-    faces: bool
-    output_format: str | None
-
-
-def parse_strength(text: str | None) -> float:
-    """``strength`` in [0, 1] (default 1); ``ApiError`` 400 otherwise."""
-    if text is None or not text.strip():
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise ApiError(400, "bad_strength", MESSAGE_STRENGTH) from None
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise ApiError(400, "bad_strength", MESSAGE_STRENGTH)
-    return value
-
-
-def parse_faces(text: str | None) -> bool:
-    """``faces`` as a boolean (default true); ``ApiError`` 400 for anything but true/false words."""
-    if text is None or not text.strip():
-        return True
-    word = text.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ApiError(400, "bad_faces", MESSAGE_FACES)
-
-
-def parse_format(text: str | None) -> str | None:
-    """``format`` as jpeg/png/webp, or ``None`` (PNG for photos with transparency, else JPEG)."""
-    if text is None or not text.strip():
-        return None
-    name = FORMAT_ALIASES.get(text.strip().lower(), text.strip().lower())
-    if name not in OUTPUT_FORMATS:
-        raise ApiError(400, "bad_format", MESSAGE_FORMAT)
-    return name
 
 
 @cache
@@ -158,7 +125,7 @@ def image_pixels(data: bytes) -> int | None:
                 return width * height
     except Image.DecompressionBombError:
         return sys.maxsize
-    except Exception:  # noqa: BLE001 - Pillow and its plugins raise many kinds on junk: all mean "unreadable"
+    except Exception:  # Pillow and its plugins raise many kinds on junk: all mean "unreadable"
         return None
 
 
@@ -166,7 +133,9 @@ def check_image(data: bytes, settings: Settings) -> None:
     """Refuse, before queueing, uploads that are too large or not images; ``ApiError`` 413 / 422."""
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, "too_large", too_large_message(len(data), settings.max_upload_bytes))
-    if looks_like_clip(data):  # a video or an animated GIF: the worker reads it and judges it
+    # Not the job's kind (the core infers that): only which check applies here. Pillow cannot read a video, and
+    # a clip, broken or not, is the worker's to judge, so it must not be answered `not_an_image` here.
+    if looks_like_clip(data):
         return
     pixels = image_pixels(data)
     if pixels is None:
@@ -237,7 +206,7 @@ def _text(fields: dict[str, bytes], name: str) -> str | None:
 
 
 async def read_job_form(request: web.Request, settings: Settings) -> JobForm:
-    """The job form of ``request`` (multipart or urlencoded), checked; ``ApiError`` 400 / 413 / 422."""
+    """The job form of ``request`` (multipart or urlencoded), checked; ``ApiError`` 400 / 410 / 413 / 422."""
     fields = await read_fields(request, settings)
     image = fields.get("image")
     source = _text(fields, "source") or None
@@ -247,11 +216,8 @@ async def read_job_form(request: web.Request, settings: Settings) -> JobForm:
         raise ApiError(400, "no_photo", MESSAGE_NO_PHOTO)
     if image is not None:
         check_image(image, settings)
-    return JobForm(
-        image=image,
-        source=source,
-        style=(_text(fields, "style") or "").strip() or settings.default_style,
-        strength=parse_strength(_text(fields, "strength")),
-        faces=parse_faces(_text(fields, "faces")),
-        output_format=parse_format(_text(fields, "format")),
-    )
+    choices = {name: text for name in CHOICES if (text := _text(fields, name)) is not None and text.strip()}
+    try:
+        return JobForm.model_validate({"image": image, "source": source, **choices})
+    except ValidationError as error:
+        raise ApiError.from_form_error(error) from None

@@ -1,6 +1,7 @@
-"""The OpenAPI 3 document of the HTTP API, built from the settings and the installed styles.
+"""The OpenAPI 3.1 document of the HTTP API: its schemas generated from ``models.py``, its paths described here.
 
 Served at ``/api/v1/openapi.json``; the tests check it against the OpenAPI schema and fuzz the running server with it.
+Only the settings (the upload limit, whether a key is needed) and the installed styles vary between servers.
 """
 
 from __future__ import annotations
@@ -9,22 +10,95 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-from bot.jobs import JobStage
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic_core import core_schema
 
-OPENAPI_VERSION = "3.0.3"
-API_KEY_HEADER = "X-API-Key"
-OUTPUT_FORMATS = ("jpeg", "png", "webp")
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
-VIDEO_TYPES = ("video/mp4",)  # a clip (MP4, MOV, WebM or animated GIF in) comes back as H.264 MP4
-JOB_STATES = ("queued", "running", "done", "failed")
+from adapters.web.models import (
+    API_KEY_HEADER,
+    API_PREFIX,
+    IMAGE_TYPES,
+    VIDEO_TYPES,
+    Error,
+    Health,
+    Job,
+    JobForm,
+    Progress,
+    Readiness,
+    StyleList,
+)
+
+OPENAPI_VERSION = "3.1.0"
 DISTRIBUTION = "animegan-bot"
 FALLBACK_VERSION = "0.1.0"
+SCHEMA_REF = "#/components/schemas/{model}"
+MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (StyleList, "serialization"),
+    (Job, "serialization"),
+    (Progress, "serialization"),
+    (Error, "serialization"),
+    (Health, "serialization"),
+    (Readiness, "serialization"),
+    (JobForm, "validation"),
+]
 
 Schema = dict[str, Any]
 
+RETRY_AFTER: Schema = {
+    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+}
+TEXT: Schema = {"type": "string"}
+BINARY: Schema = {"type": "string", "format": "binary"}
+PICTURE_TYPES = (*IMAGE_TYPES, *VIDEO_TYPES)
+RETRY_STATUSES = frozenset({429, 503})
+NO_SUCH_JOB = {404: "No such job (or it expired)."}
+JOB_FAILED = {500: "The job failed inside the server.", 504: "The job ran past its time limit."}
+SUBMIT_ERRORS = {
+    400: "A field is missing or invalid.",
+    410: "The `source` photo expired: upload it again.",
+    413: "The upload is larger than the limit.",
+    422: "The file is not an image the server can read, or has too many pixels.",
+    429: "This client's own limit: too many photos in the last minute (`rate_limited`), or as many photos "
+    "waiting as one client may have (`too_many_waiting`). Wait `Retry-After` seconds.",
+    503: "The server is full for everyone (`busy`), or restarting: try again after `Retry-After` seconds.",
+}
+RESULT_ERRORS = {409: "The job has not finished yet.", 422: "The job failed because of its input."}
+JOB_ID: Schema = {"name": "job_id", "in": "path", "required": True, "schema": TEXT, "description": "Job id."}
+LAST_EVENT_ID: Schema = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": TEXT,
+    "description": "Resume: events up to this id are not sent again.",
+}
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+
+class DocumentSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema without what only adds noise to the document: field titles and ``null`` defaults."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> Schema:
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", ...) is None:
+            del json_schema["default"]
+        return json_schema
+
+
+def component_schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Schema]:
+    """Every model's schema by name; ``style`` lists the installed styles and ``image`` states the upload limit."""
+    _, top = models_json_schema(MODELS, ref_template=SCHEMA_REF, schema_generator=DocumentSchema)
+    schemas: dict[str, Schema] = top["$defs"]
+    form = schemas["JobForm"]["properties"]
+    if style_names:
+        form["style"]["enum"] = list(style_names)
+    form["image"]["description"] += f" At most {max_upload_bytes} bytes."
+    return schemas
+
+
+def _ref(model: type[BaseModel]) -> Schema:
+    return {"$ref": SCHEMA_REF.format(model=model.__name__)}
 
 
 def _json(schema: Schema, description: str, headers: Schema | None = None) -> Schema:
@@ -34,13 +108,107 @@ def _json(schema: Schema, description: str, headers: Schema | None = None) -> Sc
     return response
 
 
-def _error(description: str, headers: Schema | None = None) -> Schema:
-    return _json(_ref("Error"), description, headers)
+def _errors(descriptions: dict[int, str]) -> Schema:
+    """Error answers (schema ``Error``) by status; ``Retry-After`` on the ones that ask to come back later."""
+    return {
+        str(status): _json(_ref(Error), text, RETRY_AFTER if status in RETRY_STATUSES else None)
+        for status, text in sorted(descriptions.items())
+    }
 
 
-RETRY_AFTER: Schema = {
-    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
-}
+def _media(description: str, types: Sequence[str], schema: Schema) -> Schema:
+    return {"description": description, "content": {mime: {"schema": schema} for mime in types}}
+
+
+def _operation(operation_id: str, summary: str, responses: Schema, **extra: Any) -> Schema:
+    return {"operationId": operation_id, "summary": summary, **extra, "responses": responses}
+
+
+def _paths() -> dict[str, Schema]:
+    form = {"schema": _ref(JobForm)}
+    job_form = {"required": True, "content": {"multipart/form-data": form, "application/x-www-form-urlencoded": form}}
+    source_key = {"X-Source-Key": {"description": "Send as `source` to re-style the same photo.", "schema": TEXT}}
+    picture = _media("The stylized image.", PICTURE_TYPES, BINARY)
+    public: Schema = {"security": []}
+    api = API_PREFIX
+    return {
+        f"{api}/styles": {
+            "get": _operation(
+                "listStyles", "The installed styles, default first.", {"200": _json(_ref(StyleList), "The styles.")}
+            )
+        },
+        f"{api}/jobs": {
+            "post": _operation(
+                "submitJob",
+                "Queue a photo; follow it with the events stream, then fetch the result.",
+                {"202": _json(_ref(Job), "The job was queued."), **_errors(SUBMIT_ERRORS)},
+                requestBody=job_form,
+            )
+        },
+        f"{api}/jobs/{{job_id}}": {
+            "get": _operation(
+                "getJob",
+                "A job's state, progress and, once done, its result or error.",
+                {"200": _json(_ref(Job), "The job."), **_errors(NO_SUCH_JOB)},
+                parameters=[JOB_ID],
+            )
+        },
+        f"{api}/jobs/{{job_id}}/events": {
+            "get": _operation(
+                "jobEvents",
+                "Server-sent events: `progress` (Progress), then one `done` (Job) or `failed` (Error).",
+                {"200": _media("The event stream.", ["text/event-stream"], TEXT), **_errors(NO_SUCH_JOB)},
+                parameters=[JOB_ID, LAST_EVENT_ID],
+            )
+        },
+        f"{api}/jobs/{{job_id}}/result": {
+            "get": _operation(
+                "jobResult",
+                "The stylized image (or clip, as video/mp4) of a finished job.",
+                {"200": picture, **_errors({**NO_SUCH_JOB, **RESULT_ERRORS, **JOB_FAILED})},
+                parameters=[JOB_ID],
+            )
+        },
+        f"{api}/stylize": {
+            "post": _operation(
+                "stylize",
+                "One shot: send a photo or a clip, get the stylized image or video back in the same request.",
+                {"200": {**picture, "headers": source_key}, **_errors({**SUBMIT_ERRORS, **JOB_FAILED})},
+                description=f"`curl -F image=@me.jpg http://127.0.0.1:8080{api}/stylize > anime.jpg`",
+                requestBody=job_form,
+            )
+        },
+        f"{api}/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document (never needs the API key).",
+                {"200": _json({"type": "object"}, "The OpenAPI document.")},
+                **public,
+            )
+        },
+        "/healthz": {
+            "get": _operation("health", "The process is alive.", {"200": _json(_ref(Health), "Alive.")}, **public)
+        },
+        "/readyz": {
+            "get": _operation(
+                "ready",
+                "The weights are loaded and the worker pool is up.",
+                {
+                    "200": _json(_ref(Readiness), "Ready to take photos."),
+                    "503": _json(_ref(Readiness), "Not ready yet (starting, or no worker alive)."),
+                },
+                **public,
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics.",
+                {"200": _media("Prometheus text format.", ["text/plain"], TEXT)},
+                **public,
+            )
+        },
+    }
 
 
 def _version() -> str:
@@ -50,320 +218,8 @@ def _version() -> str:
         return FALLBACK_VERSION
 
 
-def _schemas(style_names: Sequence[str], max_upload_bytes: int) -> dict[str, Schema]:
-    style_name: Schema = {"type": "string", "description": "A style name from GET /api/v1/styles."}
-    if style_names:
-        style_name["enum"] = list(style_names)
-    error = {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {"type": "string", "description": "A stable machine-readable code, e.g. busy, rate_limited, too_many_waiting."},
-            "message": {"type": "string", "description": "A plain sentence to show the person."},
-        },
-    }
-    return {
-        "Error": error,
-        "Style": {
-            "type": "object",
-            "required": ["name", "title", "description", "licence", "default", "thumbnail"],
-            "properties": {
-                "name": {"type": "string"},
-                "title": {"type": "string"},
-                "description": {"type": "string"},
-                "licence": {"type": "string", "description": "Terms of the style's weights."},
-                "default": {"type": "boolean"},
-                "thumbnail": {"type": "string", "description": "Path of a small sample picture in this style."},
-            },
-        },
-        "StyleList": {
-            "type": "object",
-            "required": ["default", "styles"],
-            "properties": {"default": {"type": "string"}, "styles": {"type": "array", "items": _ref("Style")}},
-        },
-        "Progress": {
-            "type": "object",
-            "required": ["stage", "label", "position", "fraction"],
-            "properties": {
-                "stage": {"type": "string", "enum": [stage.value for stage in JobStage]},
-                "label": {"type": "string", "description": "The stage in plain words."},
-                "position": {
-                    "type": "integer",
-                    "nullable": True,
-                    "minimum": 0,
-                    "description": "1-based place in the queue while queued, else null.",
-                },
-                "fraction": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 1,
-                    "description": "Done fraction of the stage.",
-                },
-                "frame": {
-                    "type": "integer",
-                    "nullable": True,
-                    "minimum": 0,
-                    "description": "A clip: frames drawn so far (else null).",
-                },
-                "frames": {
-                    "type": "integer",
-                    "nullable": True,
-                    "minimum": 0,
-                    "description": "A clip: frames it has after the length and frame-rate caps (else null).",
-                },
-            },
-        },
-        "Result": {
-            "type": "object",
-            "required": ["url", "mime", "width", "height", "style", "strength", "seconds", "notes"],
-            "properties": {
-                "url": {"type": "string"},
-                "mime": {"type": "string", "enum": [*IMAGE_TYPES, *VIDEO_TYPES]},
-                "width": {"type": "integer"},
-                "height": {"type": "integer"},
-                "style": {"type": "string"},
-                "strength": {"type": "number"},
-                "seconds": {"type": "number", "description": "Time the job took in the pool."},
-                "notes": {"type": "array", "items": {"type": "string"}, "description": "Plain remarks (e.g. resized)."},
-            },
-        },
-        "Job": {
-            "type": "object",
-            "required": [
-                "id",
-                "state",
-                "stage",
-                "label",
-                "position",
-                "fraction",
-                "source",
-                "style",
-                "strength",
-                "faces",
-                "status_url",
-                "events_url",
-                "result_url",
-                "result",
-                "error",
-            ],
-            "properties": {
-                "id": {"type": "string"},
-                "state": {"type": "string", "enum": list(JOB_STATES)},
-                "stage": {"type": "string", "enum": [stage.value for stage in JobStage]},
-                "label": {"type": "string"},
-                "position": {"type": "integer", "nullable": True, "minimum": 0},
-                "fraction": {"type": "number", "minimum": 0, "maximum": 1},
-                "source": {
-                    "type": "string",
-                    "description": "Key of the uploaded photo: send it as `source` to re-style without uploading again.",
-                },
-                "style": {"type": "string"},
-                "strength": {"type": "number"},
-                "faces": {"type": "boolean"},
-                "status_url": {"type": "string"},
-                "events_url": {"type": "string"},
-                "result_url": {"type": "string"},
-                "result": {"allOf": [_ref("Result")], "nullable": True},
-                "error": {"allOf": [_ref("Error")], "nullable": True},
-            },
-        },
-        "JobForm": {
-            "type": "object",
-            "description": "Either `image` (a new photo) or `source` (the key of a photo sent before), not both.",
-            "properties": {
-                "image": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": f"A photo (JPEG, PNG, WebP or HEIC) or a clip (MP4, MOV, WebM or animated GIF; "
-                    f"cut to the server's longest clip, 20 s by default, and drawn at up to 15 fps), at most "
-                    f"{max_upload_bytes} bytes. A clip comes back as H.264 MP4 with its sound.",
-                },
-                "source": {"type": "string", "maxLength": 64, "description": "`source` of an earlier job."},
-                "style": style_name,
-                "strength": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 1,
-                    "default": 1,
-                    "description": "0 keeps the photo.",
-                },
-                "faces": {"type": "boolean", "default": True, "description": "Repaint faces with the face model."},
-                "format": {
-                    "type": "string",
-                    "enum": list(OUTPUT_FORMATS),
-                    "description": "Output format (default: as input).",
-                },
-            },
-        },
-    }
-
-
-def _job_form_body() -> Schema:
-    schema = _ref("JobForm")
-    return {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": schema}},
-    }
-
-
-def _image_response(description: str) -> Schema:
-    return {
-        "description": description,
-        "content": {mime: {"schema": {"type": "string", "format": "binary"}} for mime in (*IMAGE_TYPES, *VIDEO_TYPES)},
-    }
-
-
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id."}
-
-
-def _submit_errors() -> Schema:
-    return {
-        "400": _error("A field is missing or invalid."),
-        "410": _error("The `source` photo expired: upload it again."),
-        "413": _error("The upload is larger than the limit."),
-        "422": _error("The file is not an image the server can read, or has too many pixels."),
-        "429": _error(
-            "This client's own limit: too many photos in the last minute (`rate_limited`), or as many photos "
-            "waiting as one client may have (`too_many_waiting`). Wait `Retry-After` seconds.",
-            RETRY_AFTER,
-        ),
-        "503": _error(
-            "The server is full for everyone (`busy`), or restarting: try again after `Retry-After` seconds.",
-            RETRY_AFTER,
-        ),
-    }
-
-
-def _paths() -> dict[str, Schema]:
-    return {
-        "/api/v1/styles": {
-            "get": {
-                "operationId": "listStyles",
-                "summary": "The installed styles, default first.",
-                "responses": {"200": _json(_ref("StyleList"), "The styles.")},
-            }
-        },
-        "/api/v1/jobs": {
-            "post": {
-                "operationId": "submitJob",
-                "summary": "Queue a photo; follow it with the events stream, then fetch the result.",
-                "requestBody": _job_form_body(),
-                "responses": {"202": _json(_ref("Job"), "The job was queued."), **_submit_errors()},
-            }
-        },
-        "/api/v1/jobs/{job_id}": {
-            "get": {
-                "operationId": "getJob",
-                "summary": "A job's state, progress and, once done, its result or error.",
-                "parameters": [JOB_ID],
-                "responses": {"200": _json(_ref("Job"), "The job."), "404": _error("No such job (or it expired).")},
-            }
-        },
-        "/api/v1/jobs/{job_id}/events": {
-            "get": {
-                "operationId": "jobEvents",
-                "summary": "Server-sent events: `progress` (Progress), then one `done` (Job) or `failed` (Error).",
-                "parameters": [
-                    JOB_ID,
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "Resume: events up to this id are not sent again.",
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The event stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    "404": _error("No such job (or it expired)."),
-                },
-            }
-        },
-        "/api/v1/jobs/{job_id}/result": {
-            "get": {
-                "operationId": "jobResult",
-                "summary": "The stylized image (or clip, as video/mp4) of a finished job.",
-                "parameters": [JOB_ID],
-                "responses": {
-                    "200": _image_response("The stylized image."),
-                    "404": _error("No such job (or it expired)."),
-                    "409": _error("The job has not finished yet."),
-                    "422": _error("The job failed because of its input."),
-                    "500": _error("The job failed inside the server."),
-                    "504": _error("The job ran past its time limit."),
-                },
-            }
-        },
-        "/api/v1/stylize": {
-            "post": {
-                "operationId": "stylize",
-                "summary": "One shot: send a photo or a clip, get the stylized image or video back in the same request.",
-                "description": "`curl -F image=@me.jpg http://127.0.0.1:8080/api/v1/stylize > anime.jpg`",
-                "requestBody": _job_form_body(),
-                "responses": {
-                    "200": {
-                        **_image_response("The stylized image."),
-                        "headers": {
-                            "X-Source-Key": {
-                                "description": "Send as `source` to re-style the same photo.",
-                                "schema": {"type": "string"},
-                            }
-                        },
-                    },
-                    **_submit_errors(),
-                    "500": _error("The job failed inside the server."),
-                    "504": _error("The job ran past its time limit."),
-                },
-            }
-        },
-        "/api/v1/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "summary": "This document (never needs the API key).",
-                "security": [],
-                "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "operationId": "health",
-                "summary": "The process is alive.",
-                "security": [],
-                "responses": {"200": _json({"type": "object"}, "Alive.")},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "operationId": "ready",
-                "summary": "The weights are loaded and the worker pool is up.",
-                "security": [],
-                "responses": {
-                    "200": _json({"type": "object"}, "Ready to take photos."),
-                    "503": _json({"type": "object"}, "Not ready yet (starting, or no worker alive)."),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "summary": "Prometheus metrics.",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-    }
-
-
 def openapi_document(*, style_names: Sequence[str], max_upload_bytes: int, api_key_required: bool) -> dict[str, Any]:
-    """The OpenAPI 3 document of this server.
+    """The OpenAPI 3.1 document of this server.
 
     Args:
         style_names: installed styles, listed as the allowed values of ``style``.
@@ -379,16 +235,16 @@ def openapi_document(*, style_names: Sequence[str], max_upload_bytes: int, api_k
         },
         "servers": [{"url": "/"}],
         "paths": _paths(),
-        "components": {"schemas": _schemas(style_names, max_upload_bytes)},
+        "components": {"schemas": component_schemas(style_names, max_upload_bytes)},
     }
     if api_key_required:
         document["components"]["securitySchemes"] = {
             "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
         }
         document["security"] = [{"apiKey": []}]
-        unauthorized = _error("The API key is missing or wrong.")
+        unauthorized = _errors({401: "The API key is missing or wrong."})
         for path, operations in document["paths"].items():
             for operation in operations.values():
-                if path.startswith("/api/v1/") and "security" not in operation:
-                    operation["responses"]["401"] = unauthorized
+                if path.startswith(f"{API_PREFIX}/") and "security" not in operation:
+                    operation["responses"].update(unauthorized)
     return document

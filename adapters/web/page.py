@@ -17,11 +17,13 @@ from aiohttp import web
 from PIL import Image, ImageOps
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.web.api import API_PREFIX, create_api_app
+from adapters.web.api import SERVICE, SETTINGS, create_api_app, model_response
+from adapters.web.models import API_PREFIX, Health, Readiness
 from adapters.web.page_text import page_language, render_page
 from bot.config import Settings
-from bot.jobs import JobError, JobRequest, QueueFull, RateLimited
+from bot.jobs import JobError, QueueFull, RateLimited
 from bot.metrics import Metrics
+from bot.orders import Order
 from bot.service import Service
 
 logger = logging.getLogger(__name__)
@@ -173,11 +175,12 @@ class StyleThumbnails:
                 self._failed.add(style)
 
     async def _make(self, photo: bytes, style: str) -> bytes:
-        request = JobRequest(user=THUMBNAIL_USER, image=photo, style=style, output_format="jpeg")
+        order = Order(user=THUMBNAIL_USER, image=photo, style=style, output_format="jpeg", keep=False)
         attempts = 1
         while True:
             try:
-                return (await (await self._service.submit(request)).result()).image
+                accepted = await self._service.submit(order)
+                return (await accepted.handle.result()).image
             except (QueueFull, RateLimited):  # people come first: wait for a quiet moment
                 if attempts == THUMBNAIL_MAX_ATTEMPTS:
                     raise
@@ -185,8 +188,6 @@ class StyleThumbnails:
                 await asyncio.sleep(THUMBNAIL_RETRY_SECONDS)
 
 
-SETTINGS = web.AppKey("settings", Settings)
-SERVICE = web.AppKey("service", Service)
 METRICS = web.AppKey("metrics", Metrics)
 GALLERY = web.AppKey("gallery", ExampleGallery)
 THUMBNAILS = web.AppKey("thumbnails", StyleThumbnails)
@@ -266,7 +267,7 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: the process is alive and serving."""
-    return web.json_response({"status": "alive"})
+    return model_response(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -283,15 +284,14 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.append("No worker process is ready yet.")
     if styles == 0:
         reasons.append("No style is installed: run `animebot weights pull`.")
-    body: dict[str, object] = {
-        "ready": not reasons,
-        "workers_alive": alive,
-        "workers": stats.get("workers", 0),
-        "styles": styles,
-    }
-    if reasons:
-        body["reason"] = " ".join(reasons)
-    return web.json_response(body, status=200 if not reasons else 503)
+    readiness = Readiness(
+        ready=not reasons,
+        workers_alive=alive,
+        workers=int(stats.get("workers", 0)),
+        styles=styles,
+        reason=" ".join(reasons) if reasons else None,
+    )
+    return web.json_response(readiness.model_dump(mode="json", exclude_none=True), status=503 if reasons else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
