@@ -21,11 +21,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from adapters.web import create_app
 from animegan.manifest import installed_styles
 from bot.config import Settings
 from bot.jobs import JobRequest, JobStage
 from bot.service import Service
-from adapters.web import create_app
 from tests.support_web import (
     EXAMPLES,
     JOB_WAIT_SECONDS,
