@@ -7,6 +7,7 @@ INT8 convolutions pay off on every x86 CPU with AVX2, VNNI (AVX-512 or AVX) only
 from __future__ import annotations
 
 import platform
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 
@@ -52,11 +53,9 @@ def auto_precision(flags: frozenset[str] | None = None) -> str:
 def describe() -> str:
     """One line for logs and the bench: the CPU model and its ISA flags that matter."""
     model = platform.processor() or platform.machine()
-    try:
+    with suppress(OSError, StopIteration):
         model = next(
             line.split(":", 1)[1].strip() for line in CPUINFO.read_text().splitlines() if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     flags = cpu_flags()
     return f"{model}; " + (", ".join(flag for flag in ISA_FLAGS if flag in flags) or "no AVX2")

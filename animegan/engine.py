@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -44,6 +45,19 @@ DEFAULT_SCENE_SIDE: int | None = 512
 WHOLE_IMAGE_SIDE = 1024  # up to this the generator runs on the whole picture: fastest, and no tile seams at all
 TILE_SIZE = 512  # beyond it, tiles this big keep the generator's memory bounded
 TILE_OVERLAP = 64
+
+
+class EngineOptions(TypedDict, total=False):
+    """The keyword arguments of ``Engine``, for ``load`` to pass through."""
+
+    weights_dir: Path | None
+    precision: Precision
+    working_size: int
+    threads: int | None
+    min_face_size: int
+    max_pixels: int
+    calibration_dir: Path | None
+    scene_side: int | None
 
 
 class Engine:
@@ -166,7 +180,8 @@ class Engine:
         report("decoding", 0.0)
         long_side = min(size or self.working_size, MAX_OUTPUT_SIDE)
         decoded = decode_image(data, max_pixels=self.max_pixels, min_side=long_side)
-        height, width = target_size(*decoded.rgb.shape[:2], long_side)
+        source_height, source_width = decoded.rgb.shape[:2]
+        height, width = target_size(source_height, source_width, long_side)
         rgb = _resize_uint8(decoded.rgb, (height, width))
         alpha = None if decoded.alpha is None else _resize_uint8(decoded.alpha, (height, width))
         result, face_count = self.stylize(to_tensor(rgb), style, strength, faces, report)
@@ -242,9 +257,9 @@ def _resize_uint8(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.LANCZOS))
 
 
-def load(style: str | None = None, **engine_options: object) -> "Stylizer":
+def load(style: str | None = None, **engine_options: Unpack[EngineOptions]) -> Stylizer:
     """A ready stylizer for one style: ``animegan.load("shinkai")(photo)``; see ``Stylizer``."""
-    engine = Engine(**engine_options)  # type: ignore[arg-type]
+    engine = Engine(**engine_options)
     chosen = engine.style(style)
     engine.load(chosen.name)
     return Stylizer(engine, chosen.name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +94,10 @@ class Face:
         return Face(box=box, landmarks=landmarks, score=self.score)
 
 
+@overload
+def _rescale(coordinate: float, factor: float) -> float: ...
+@overload
+def _rescale(coordinate: Tensor, factor: Tensor | float) -> Tensor: ...
 def _rescale(coordinate: Tensor | float, factor: Tensor | float) -> Tensor | float:
     # Pixel centres move with the image: the centre of pixel 0 is at 0.5 in continuous coordinates.
     return (coordinate + 0.5) * factor - 0.5
@@ -154,11 +158,11 @@ class FaceDetector:
         back_x, back_y = width / small_size[1], height / small_size[0]
         faces = [
             Face(
-                box=tuple(float(v) for v in box),
+                box=(float(x0), float(y0), float(x1), float(y1)),
                 landmarks=torch.tensor(landmarks.tolist(), dtype=torch.float32),  # MTCNN gives object arrays
                 score=float(score),
             ).scaled(back_x, back_y)
-            for box, score, landmarks in zip(boxes[0], scores[0], points[0], strict=True)
+            for (x0, y0, x1, y1), score, landmarks in zip(boxes[0], scores[0], points[0], strict=True)
         ]
         return [face for face in faces if face.box_side >= self.min_face_size]
 

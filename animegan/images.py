@@ -128,9 +128,8 @@ def decode_image(
             if min_side is not None:
                 _draft(image, min_side)
             image.load()
-            if min_side is not None:
-                image = _reduce(image, min_side)
-            rgb, alpha, colour_notes = _to_srgb(image)
+            frame = image if min_side is None else _reduce(image, min_side)
+            rgb, alpha, colour_notes = _to_srgb(frame)
     except AnimeganError:
         raise
     except Image.DecompressionBombError as error:

@@ -62,10 +62,10 @@ def build_generator(model: ModelFile, weights_dir: Path) -> nn.Module:
 
         generator: nn.Module = AnimeGANv3Generator.from_state_dict(state)
     else:
-        from animegan.v2 import AnimeGANv2Generator
+        from animegan.v2 import AnimeGANv2Generator, Upsampling
 
         # Weights converted from the TensorFlow release were trained with TF's legacy bilinear resize.
-        upsampling = "tf_legacy" if model.file.endswith(".tflite") else "align_corners"
+        upsampling: Upsampling = "tf_legacy" if model.file.endswith(".tflite") else "align_corners"
         generator = AnimeGANv2Generator(upsampling=upsampling)
         generator.load_state_dict(state, strict=True)
     generator.eval()

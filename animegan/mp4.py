@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
+from typing import Final
 
 import av
 import av.error
@@ -20,7 +21,7 @@ import numpy as np
 from animegan.clip import ClipPlan, open_clip
 
 H264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0"}  # no B-frames: segments join by plain pts
-AUDIO_CODEC = "aac"
+AUDIO_CODEC: Final = "aac"
 AUDIO_BIT_RATE = 128_000
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 VIDEO_MIME = "video/mp4"
@@ -53,11 +54,13 @@ def join_segments(data: bytes, plan: ClipPlan, segments: Sequence[tuple[int, byt
         audio = _audio_packets(data, plan) if plan.has_audio else None
         with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
             video = None
-            audio_stream = None
-            queued: list[av.Packet] = []
+            audio_stream: av.AudioStream | None = None
+            queued: list[av.Packet[av.AudioStream]] = []
             for first, segment in segments:
                 with av.open(io.BytesIO(segment), mode="r") as part:
                     source = part.streams.video[0]
+                    time_base = source.time_base
+                    assert time_base is not None  # every stream of an MP4 has one
                     if video is None:
                         video = out.add_stream_from_template(source)  # frames were turned upright when read
                         if audio is not None:
@@ -67,21 +70,27 @@ def join_segments(data: bytes, plan: ClipPlan, segments: Sequence[tuple[int, byt
                         if packet.pts is None:
                             continue
                         if offset is None:
-                            offset = int(first / plan.fps / source.time_base) - packet.pts
+                            offset = int(first / plan.fps / time_base) - packet.pts
                         packet.pts += offset
                         packet.dts = packet.pts if packet.dts is None else packet.dts + offset
-                        seconds = float(packet.pts * source.time_base)
-                        while queued and float(queued[0].pts * queued[0].time_base) <= seconds:
+                        seconds = float(packet.pts * time_base)
+                        while queued and _seconds(queued[0]) <= seconds:
                             _mux(out, queued.pop(0), audio_stream)
                         packet.stream = video
                         out.mux(packet)
-            for packet in queued:
-                _mux(out, packet, audio_stream)
+            for audio_packet in queued:
+                _mux(out, audio_packet, audio_stream)
         with open(path, "rb") as result:
             return result.read()
 
 
-def _mux(out: av.container.OutputContainer, packet: av.Packet, stream: av.stream.Stream | None) -> None:
+def _seconds(packet: av.Packet[av.AudioStream]) -> float:
+    """When an encoded packet is presented, in seconds."""
+    assert packet.pts is not None  # the encoder gives every packet the pts of its samples
+    return float(packet.pts * packet.time_base)
+
+
+def _mux(out: av.container.OutputContainer, packet: av.Packet[av.AudioStream], stream: av.AudioStream | None) -> None:
     if stream is not None:
         packet.stream = stream
         out.mux(packet)
@@ -89,7 +98,7 @@ def _mux(out: av.container.OutputContainer, packet: av.Packet, stream: av.stream
 
 def _audio_packets(
     data: bytes, plan: ClipPlan
-) -> Callable[[av.container.OutputContainer], tuple[av.stream.Stream, list[av.Packet]]] | None:
+) -> Callable[[av.container.OutputContainer], tuple[av.AudioStream, list[av.Packet[av.AudioStream]]]] | None:
     """A function that adds an AAC stream to an output and returns it with the clip's sound encoded, or ``None``.
 
     The sound is cut to the output's time span (``plan.start`` to ``plan.start + plan.duration``) sample by
@@ -105,11 +114,11 @@ def _audio_packets(
         channels = min(2, source.codec_context.channels or 1)
     layout = "stereo" if channels == 2 else "mono"
 
-    def add(out: av.container.OutputContainer) -> tuple[av.stream.Stream, list[av.Packet]]:
+    def add(out: av.container.OutputContainer) -> tuple[av.AudioStream, list[av.Packet[av.AudioStream]]]:
         stream = out.add_stream(AUDIO_CODEC, rate=rate)
         stream.layout = layout
         stream.bit_rate = AUDIO_BIT_RATE
-        packets: list[av.Packet] = []
+        packets: list[av.Packet[av.AudioStream]] = []
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         fifo = av.AudioFifo()
         wanted = round(plan.duration * rate)
@@ -140,6 +149,7 @@ def _audio_packets(
         pts = 0
         while fifo.samples:
             chunk = fifo.read(min(frame_size, fifo.samples))
+            assert chunk is not None  # the fifo holds at least the samples asked for
             chunk.pts = pts
             pts += chunk.samples
             packets.extend(stream.encode(chunk))

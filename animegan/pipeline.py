@@ -115,7 +115,8 @@ def stylize_image(
         prepared = equalize(photo)
     report("stylizing", 0.0)
     if scene_side and max(prepared.shape[-2:]) > scene_side:
-        small = resize(prepared, generator_size(*prepared.shape[-2:], scene_side))
+        height, width = prepared.shape[-2:]
+        small = resize(prepared, generator_size(height, width, scene_side))
         styled = guided_upsample(scene(small), prepared)
         del small
     else:

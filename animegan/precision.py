@@ -16,15 +16,19 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.jit import TracerWarning  # type: ignore[attr-defined]  # public, but left out of torch.jit.__all__
 
 from animegan import cpu
 from animegan.tiling import ImageFn
 from animegan.v3 import sample_lade_statistics
+
+if TYPE_CHECKING:
+    import openvino
 
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "int8")
@@ -49,12 +53,13 @@ def fp32_runner(module: nn.Module) -> ImageFn:
 
     @torch.inference_mode()
     def run(image: Tensor) -> Tensor:
-        return module(image)
+        styled: Tensor = module(image)
+        return styled
 
     return run
 
 
-def to_openvino(module: nn.Module) -> object:
+def to_openvino(module: nn.Module) -> openvino.Model:
     """The OpenVINO model of ``module``, batch, height and width left dynamic."""
     import openvino as ov
 
@@ -62,7 +67,7 @@ def to_openvino(module: nn.Module) -> object:
     # Tracing warns about the input-shape checks in forward() (they guard eager use and are not part of the graph)
     # and that TorchScript tracing, which OpenVINO's converter uses, is deprecated.
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)
         return ov.convert_model(module, example_input=example, input=[ov.PartialShape([-1, 3, -1, -1])])
 
@@ -76,7 +81,7 @@ def ir_path(cache_dir: Path, model_key: str, precision: str, calibration_key: st
     return cache_dir / COMPILED_DIR / f"{model_key}-{weights_kind}-g{GRAPH_VERSION}-ov{version}.xml"
 
 
-def _save_atomically(model: object, path: Path) -> None:
+def _save_atomically(model: openvino.Model, path: Path) -> None:
     import openvino as ov
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +99,7 @@ def openvino_model(
     cache_dir: Path,
     calibration: CalibrationFactory | None = None,
     calibration_key: str = "",
-) -> object:
+) -> openvino.Model:
     """The cached OpenVINO model, converted (and for "int8" quantized) first when it is not on disk yet.
 
     The module and the calibration photos are only made when nothing is cached, so a worker's start reads one file.

@@ -17,9 +17,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import nncf
+    import openvino
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +82,11 @@ def calibration_set(photos: Sequence[Path], multiple: int = 8) -> tuple[list[np.
     return calibration, validation
 
 
-def _float_scope(model: object) -> object:
+def _float_scope(model: openvino.Model) -> nncf.IgnoredScope:
     """NNCF's ignored scope: every op but the image-carrying convolutions."""
     import nncf
 
-    kinds = {op.get_type_name() for op in model.get_ordered_ops()}  # type: ignore[attr-defined]
+    kinds = {op.get_type_name() for op in model.get_ordered_ops()}
     return nncf.IgnoredScope(
         types=sorted(kinds - {"Convolution", "Parameter", "Result", "Constant"}),
         patterns=list(FLOAT_CONVOLUTION_PATTERNS),
@@ -95,11 +100,11 @@ def psnr_db(mse: float) -> float:
 
 
 def quantize(
-    model: object,
+    model: openvino.Model,
     calibration: Sequence[np.ndarray],
     validation: Sequence[np.ndarray],
     min_psnr_db: float = MIN_PSNR_DB,
-) -> object:
+) -> openvino.Model:
     """The INT8 OpenVINO model of a float one when it stays ``min_psnr_db`` close to it, else the float model.
 
     Args:
@@ -127,7 +132,7 @@ def quantize(
     return model
 
 
-def hoist_quantizers_above_pads(model: object) -> int:
+def hoist_quantizers_above_pads(model: openvino.Model) -> int:
     """Move each activation quantizer that reads a reflect or edge pad to the pad's input, in place; the output
     is bit-identical.
 
@@ -144,7 +149,7 @@ def hoist_quantizers_above_pads(model: object) -> int:
     import openvino.opset13 as ops
 
     moved = 0
-    for quantizer in model.get_ordered_ops():  # type: ignore[attr-defined]
+    for quantizer in model.get_ordered_ops():
         if quantizer.get_type_name() != "FakeQuantize":
             continue
         pads, source = [], quantizer.input_value(0)
@@ -162,16 +167,16 @@ def hoist_quantizers_above_pads(model: object) -> int:
         for reader in list(quantizer.output(0).get_target_inputs()):
             reader.replace_source_output(output)
         moved += 1
-    model.validate_nodes_and_infer_types()  # type: ignore[attr-defined]
+    model.validate_nodes_and_infer_types()
     return moved
 
 
-def fidelity_db(candidate: object, reference: object, images: Sequence[np.ndarray]) -> float:
+def fidelity_db(candidate: openvino.Model, reference: openvino.Model, images: Sequence[np.ndarray]) -> float:
     """PSNR of ``candidate``'s outputs against ``reference``'s over ``images`` (from their mean squared error)."""
     import openvino as ov
 
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
     run_candidate, run_reference = core.compile_model(candidate, "CPU", config), core.compile_model(reference, "CPU", config)
-    errors = [float(np.mean((run_candidate(image)[0] - run_reference(image)[0]) ** 2)) for image in images]  # type: ignore[operator]
+    errors = [float(np.mean((run_candidate(image)[0] - run_reference(image)[0]) ** 2)) for image in images]
     return psnr_db(float(np.mean(errors)))

@@ -86,7 +86,7 @@ class InvertedResBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.layers(x)
+        out: Tensor = self.layers(x)
         return x + out if self.use_residual else out
 
 
@@ -165,7 +165,8 @@ class AnimeGANv2Generator(nn.Module):
         out = self.block_c(self.block_b(half))
         out = self.block_d(self._upsample(out, half.shape[-2:]))
         out = self.block_e(self._upsample(out, x.shape[-2:]))
-        return self.out_layer(out)
+        styled: Tensor = self.out_layer(out)
+        return styled
 
     def _upsample(self, features: Tensor, size: torch.Size) -> Tensor:
         # Resizing to the encoder's size (not a fixed 2x) keeps odd input sizes round-tripping. The sizes stay
@@ -191,6 +192,7 @@ def load_generator(path: Path, upsampling: Upsampling | None = None) -> AnimeGAN
     if not path.is_file():
         raise WeightsMissing(f"The AnimeGANv2 weight file {path.name} is not installed.")
     suffix = path.suffix.lower()
+    default_upsampling: Upsampling
     if suffix == TFLITE_SUFFIX:
         state_dict, default_upsampling = state_dict_from_tflite(path), "tf_legacy"
     elif suffix in TORCH_SUFFIXES or suffix == SAFETENSORS_SUFFIX:

@@ -18,6 +18,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -172,16 +173,18 @@ class ExternalAttention(nn.Module):
         attn = attn.flatten(2).softmax(dim=-1).unflatten(2, attn.shape[2:])
         attn = attn / (ATTENTION_EPS + attn.sum(dim=1, keepdim=True))
         out = F.conv2d(attn, self.memory.weight.transpose(0, 1))
-        return self.act(self.norm(self.conv_out(out)) + x)
+        result: Tensor = self.act(self.norm(self.conv_out(out)) + x)
+        return result
 
 
 class UpStage(nn.Sequential):
     """Upsample 2x, the first block, add the encoder's skip, the other blocks.
 
-    Shapes: x (B, C_in, h, w), skip (B, C, 2h, 2w) -> (B, C, 2h, 2w).
+    Shapes: x (B, C_in, h, w), skip (B, C, 2h, 2w) -> (B, C, 2h, 2w). A ``Sequential``, so its blocks keep the
+    weight files' keys ``decoder.{stage}.{block}``, though its ``forward`` takes a second input.
     """
 
-    def forward(self, x: Tensor, skip: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:  # type: ignore[override]  # also takes the encoder's skip
         x = self[0](upsample_2x(x)) + skip
         for block in self[1:]:
             x = block(x)
@@ -206,7 +209,7 @@ class AnimeGANv3Generator(nn.Module):
             return ConvNormLReLU(in_ch, out_ch, kernel, stride, make_norm(config.norm, out_ch, config.norm_eps))
 
         self.encoder = nn.ModuleList([nn.Sequential(block(RGB_CHANNELS, w[0], kernel=STEM_KERNEL))])
-        for start, end in zip(w[:-1], w[1:]):  # the stride-2 block keeps the width, the next one widens
+        for start, end in pairwise(w):  # the stride-2 block keeps the width, the next one widens
             self.encoder.append(nn.Sequential(
                 block(start, start, stride=DOWNSAMPLE_STRIDE),
                 block(start, end),
@@ -215,7 +218,7 @@ class AnimeGANv3Generator(nn.Module):
         attention_norm = make_norm(config.attention_norm, w[-1], config.attention_norm_eps)
         self.attention = ExternalAttention(w[-1], config.attention_memory, attention_norm)
         self.decoder = nn.ModuleList()
-        for stage, (start, end) in enumerate(zip(w[:0:-1], w[-2::-1])):  # each ends at its skip's width
+        for stage, (start, end) in enumerate(pairwise(reversed(w))):  # each ends at its skip's width
             last_kernel = config.last_kernel if stage == DECODER_STAGES - 1 else BLOCK_KERNEL
             self.decoder.append(UpStage(
                 block(start, end),
@@ -391,9 +394,10 @@ def _assemble(graph: _ExportedGraph) -> dict[str, Tensor]:
     state["attention.memory.weight"] = memory
     state["attention.conv_out.weight"] = graph.conv("attention", "Conv", 1)
     attention_norm: AttentionNorm = "none"
-    for kind, name in (("LayerNorm", "layer"), ("InstanceNorm", "instance")):
+    norm_kinds: tuple[tuple[str, AttentionNorm], ...] = (("LayerNorm", "layer"), ("InstanceNorm", "instance"))
+    for kind, name in norm_kinds:
         if (scope := ("attention", kind, 0)) in graph.gammas and scope in graph.betas:
-            attention_norm = name  # type: ignore[assignment]
+            attention_norm = name
             state["attention.norm.weight"], state["attention.norm.bias"] = graph.gammas[scope], graph.betas[scope]
     if attention_norm != "none" and len(graph.attention_eps) != 1:
         raise _Mismatch("its attention norm has no single epsilon")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
+from typing import cast
 
 import numpy as np
 import torch
@@ -76,8 +78,9 @@ def face_record(face: Face) -> dict[str, list[float] | list[list[float]]]:
 
 def face_from_record(record: dict[str, list[float] | list[list[float]]]) -> Face:
     """The face a plan's JSON record holds."""
-    box = tuple(float(value) for value in record["box"])  # type: ignore[union-attr]
-    return Face(box=box, landmarks=torch.tensor(record["landmarks"], dtype=torch.float32), score=1.0)  # type: ignore[arg-type]
+    x0, y0, x1, y1 = cast("list[float]", record["box"])  # face_record writes the box as four numbers
+    box = (float(x0), float(y0), float(x1), float(y1))
+    return Face(box=box, landmarks=torch.tensor(record["landmarks"], dtype=torch.float32), score=1.0)
 
 
 def stylize_frames(
@@ -105,7 +108,7 @@ def stylize_frames(
     curves = torch.tensor(plan.curves, dtype=torch.float32) if plan.curves is not None else None
     equalize: ImageFn | None = None
     if curves is not None:
-        equalize = lambda image: equalize_with_curves(image, curves, strength)  # noqa: E731
+        equalize = partial(equalize_with_curves, curves=curves, strength=strength)
     for index, pixels in enumerate(frames, start=first):
         faces: Sequence[Face] = ()
         if face_model is not None and index < len(plan.faces):
