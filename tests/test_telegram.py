@@ -28,24 +28,17 @@ from fake_telegram import FakeChat, FakeTelegram, FakeUser
 from PIL import Image
 from pydantic import SecretStr
 
-from bot.redaction import TokenRedactor, redact_token_in_logs
-from adapters.telegram import (
-    EXPIRED,
-    NOT_A_PHOTO,
-    NOT_AN_IMAGE,
-    NOT_YOURS,
-    SOMETHING_WENT_WRONG,
-    build_application,
-    looks_like_image,
-    result_file_name,
-    running,
-    style_named_in,
-)
-from adapters.telegram_buttons import NOOP_DATA, Look, keyboard
-from adapters.telegram_status import STATUS_EDIT_INTERVAL, status_text
+from adapters.telegram import build_application, running
+from adapters.telegram.looks import NOOP_DATA, Look, keyboard
+from adapters.telegram.photos import looks_like_image
+from adapters.telegram.status import STATUS_EDIT_INTERVAL, status_text
+from adapters.telegram.texts import NOT_A_PHOTO, NOT_AN_IMAGE, NOT_YOURS, SOMETHING_WENT_WRONG
+from adapters.telegram.uploads import result_file_name, style_named_in
 from animegan.manifest import list_styles
 from bot.config import Settings
 from bot.jobs import STAGE_LABELS, JobProgress, JobStage
+from bot.orders import SOURCE_EXPIRED
+from bot.redaction import TokenRedactor, redact_token_in_logs
 from bot.service import Service
 
 JsonDict = dict[str, Any]
@@ -395,7 +388,7 @@ async def test_buttons_work_after_a_full_restart_on_the_same_data_dir(
         await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)), REPLY_TIMEOUT)
 
     assert telegram.message(chat.id, reply["message_id"])["caption"].startswith(other.title)
-    assert all(EXPIRED != call.params.get("text") for call in telegram.calls_to("answerCallbackQuery"))
+    assert all(SOURCE_EXPIRED != call.params.get("text") for call in telegram.calls_to("answerCallbackQuery"))
     assert not telegram.refused()
 
 
@@ -450,8 +443,8 @@ async def test_expired_source_asks_for_the_photo_again(
         await telegram.wait_until(lambda: bool(telegram.calls_to("answerCallbackQuery")), REPLY_TIMEOUT)
 
     (answer,) = telegram.calls_to("answerCallbackQuery")
-    assert answer.params["text"] == EXPIRED
-    assert "send the photo again" in EXPIRED
+    assert answer.params["text"] == SOURCE_EXPIRED
+    assert "send the photo again" in SOURCE_EXPIRED
     assert not telegram.calls_to("editMessageMedia")
 
 

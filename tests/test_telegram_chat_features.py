@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 
-from adapters.telegram import EXPIRED, NOT_A_PHOTO, NOT_YOURS
+from adapters.telegram.texts import NOT_A_PHOTO, NOT_YOURS
 from bot.i18n import LOCALE_DIR, Translator
+from bot.orders import SOURCE_EXPIRED
 from bot.service import Service
 from bot.settings_store import FILE_NAME, ChatSettings, SqliteSettingsStore
 from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
@@ -301,7 +302,7 @@ async def test_forget_leaves_nothing_about_the_person_in_the_database(
     # Nothing of the photo lingers in the file's free pages either (secure_delete).
     photo_bytes = telegram.file_data(sent["photo"][-1]["file_id"])
     assert photo_bytes[1000:1064] not in (tmp_path / "sources.sqlite3").read_bytes()
-    assert telegram.calls_to("answerCallbackQuery")[-1].params["text"] == Translator("ru")(EXPIRED)
+    assert telegram.calls_to("answerCallbackQuery")[-1].params["text"] == Translator("ru")(SOURCE_EXPIRED)
 
 
 @module_loop

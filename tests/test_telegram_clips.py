@@ -15,11 +15,11 @@ import pytest_asyncio
 from fake_telegram import FakeTelegram, FakeUser
 from pydantic import SecretStr
 
-from adapters.telegram import running, build_application
-from adapters.telegram_clips import CLIP_UPLOAD_LIMIT, looks_like_video
+from adapters.telegram import build_application, running
+from adapters.telegram.clips import CLIP_UPLOAD_LIMIT, looks_like_video
 from bot.config import Settings
 from bot.service import Service
-from tests.support_clip_engine import LOGGING_NEGATIVE_ENGINE, FRAME_DELAY_ENV
+from tests.support_clip_engine import FRAME_DELAY_ENV, LOGGING_NEGATIVE_ENGINE
 from tests.support_clips import describe, example, make_gif, make_mp4, pan_frames, zoom_frames
 
 REPLY_TIMEOUT = 120.0
