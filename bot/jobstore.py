@@ -14,7 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
-from bot.jobs import JobError, JobFailed, JobHandle, JobProgress, JobRequest, JobResult, JobStage
+from bot.jobs import JobError, JobFailed, JobHandle, JobProgress, JobRequest, JobResult, JobStage, QueueFull
+from bot.pool import BUSY_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +115,12 @@ class WebJob:
 
 
 class JobStore:
-    """At most ``capacity`` jobs; a finished job is forgotten ``ttl`` seconds after it finished.
+    """About ``capacity`` jobs; a finished job is forgotten ``ttl`` seconds after it finished.
 
-    When full, the oldest finished job makes room (the oldest job of all if none has finished: keep
-    ``capacity`` above the pool's bound on unfinished jobs and that never happens).
+    When full, the oldest finished job makes room. An unfinished job is never dropped (someone is waiting for it:
+    a /stylize call, an event stream): ``ensure_room`` refuses a new job with "busy" instead, before it is
+    submitted. Jobs admitted while there was room are all kept, so the store may pass ``capacity`` by the few
+    requests in flight at that moment.
 
     Args:
         capacity: most jobs held.
@@ -138,11 +141,17 @@ class JobStore:
         self._jobs: OrderedDict[str, WebJob] = OrderedDict()
         self._followers: dict[str, asyncio.Task[None]] = {}
 
+    def ensure_room(self) -> None:
+        """Raise ``QueueFull`` (busy) when the store is full of unfinished jobs; call it before submitting one."""
+        self._expire()
+        if len(self._jobs) >= self.capacity and all(not job.finished for job in self._jobs.values()):
+            raise QueueFull(BUSY_MESSAGE)
+
     def add(self, handle: JobHandle, request: JobRequest, source: str) -> WebJob:
         """Store a freshly submitted job under a new random id and start following its progress."""
         self._expire()
-        while len(self._jobs) >= self.capacity:
-            self._evict()
+        while len(self._jobs) >= self.capacity and self._evict():
+            pass
         job = WebJob(secrets.token_urlsafe(JOB_ID_BYTES), handle, request, source)
         self._jobs[job.id] = job
         self._followers[job.id] = asyncio.create_task(self._follow(job), name=f"follow-job-{job.id}")
@@ -197,9 +206,13 @@ class JobStore:
         for job_id in expired:
             self._drop(job_id)
 
-    def _evict(self) -> None:
+    def _evict(self) -> bool:
+        """Drop the oldest finished job; False when every job is unfinished."""
         oldest_finished = next((job_id for job_id, job in self._jobs.items() if job.finished), None)
-        self._drop(oldest_finished or next(iter(self._jobs)))
+        if oldest_finished is None:
+            return False
+        self._drop(oldest_finished)
+        return True
 
     def _drop(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)

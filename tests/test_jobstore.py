@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.jobs import JobProgress, JobRejected, JobRequest, JobResult, JobStage
+from bot.jobs import JobProgress, JobRejected, JobRequest, JobResult, JobStage, QueueFull
 from bot.jobstore import JobStore, WebJob
+from bot.pool import BUSY_MESSAGE
 
 REQUEST = JobRequest(user="web:test", image=b"photo", style="shinkai", strength=0.5, faces=False)
 
@@ -151,6 +152,22 @@ async def test_when_full_the_oldest_finished_job_makes_room() -> None:
     await store.close()
 
 
+async def test_a_store_full_of_unfinished_jobs_refuses_a_new_one_and_drops_none() -> None:
+    store = JobStore(capacity=2, ttl=60)
+    handles = [HandDrivenJob() for _ in range(2)]
+    jobs = [store.add(handle, REQUEST, source="k") for handle in handles]
+    with pytest.raises(QueueFull) as refused:
+        store.ensure_room()
+    assert refused.value.message == BUSY_MESSAGE
+    late = store.add(HandDrivenJob(), REQUEST, source="k")  # one admitted while there was room: kept too
+    assert all(store.get(job.id) is job for job in [*jobs, late])
+    handles[0].succeed()
+    await jobs[0].wait()  # its follower was never cancelled: whoever waits for it gets the answer
+    assert jobs[0].result is not None
+    store.ensure_room()  # a finished job can make room again
+    await store.close()
+
+
 async def test_job_ids_are_long_and_random() -> None:
     store = JobStore(capacity=10, ttl=60)
     ids = {store.add(HandDrivenJob(), REQUEST, source="k").id for _ in range(10)}
@@ -167,15 +184,23 @@ async def test_a_late_reader_still_gets_the_last_event_of_every_stage() -> None:
     store = JobStore(capacity=4, ttl=60, clock=FakeClock())
     handle = HandDrivenJob(position=1)
     job = store.add(handle, REQUEST, source="key")
-    for stage, fraction in [(JobStage.DECODING, 0.0), (JobStage.STYLIZING, 0.0), (JobStage.STYLIZING, 0.7),
-                            (JobStage.FINISHING, 0.0), (JobStage.FINISHING, 1.0)]:
+    for stage, fraction in [
+        (JobStage.DECODING, 0.0),
+        (JobStage.STYLIZING, 0.0),
+        (JobStage.STYLIZING, 0.7),
+        (JobStage.FINISHING, 0.0),
+        (JobStage.FINISHING, 1.0),
+    ]:
         handle.report(stage, fraction)
     handle.succeed()
     await job.wait()
 
     missed = job.progress_since(-1)
     assert [(p.stage, p.fraction) for _, p in missed] == [
-        (JobStage.QUEUED, 0.0), (JobStage.DECODING, 0.0), (JobStage.STYLIZING, 0.7), (JobStage.FINISHING, 1.0)
+        (JobStage.QUEUED, 0.0),
+        (JobStage.DECODING, 0.0),
+        (JobStage.STYLIZING, 0.7),
+        (JobStage.FINISHING, 1.0),
     ]
     seqs = [seq for seq, _ in missed]
     assert seqs == sorted(set(seqs)) and seqs[-1] < job.seq  # in order, all before the outcome

@@ -79,7 +79,7 @@ async def test_serve_runs_web_and_telegram_on_one_pool(weights_dir: Path, coffee
             sent = telegram.calls_to("sendPhoto", chat.id)[0].files["photo"].data
             assert Image.open(io.BytesIO(sent)).size == Image.open(io.BytesIO(web_result)).size == (256, 171)
         log = "".join(output)
-        assert "telegram bot started" in log and "finishing the photos already accepted" in log
+        assert "telegram front end started" in log and "finishing the photos already accepted" in log
         assert telegram.token.partition(":")[2] not in log  # the token never reaches a log
 
 

@@ -136,6 +136,7 @@ def find_job(request: web.Request) -> WebJob:
 async def start_job(request: web.Request) -> WebJob:
     """Check the form, hand it to the service as one order, and remember the accepted job."""
     form = await read_job_form(request, request.app[SETTINGS])
+    request.app[JOBS].ensure_room()  # before the service takes it: a job the store could not keep is never run
     order = Order(
         user=client_key(request),
         image=form.image,
