@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         None, description="Public HTTPS URL; when set, webhook mode replaces polling."
     )
     telegram_webhook_port: int = Field(8443, description="Local port the webhook listener binds.")
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, description="Secret Telegram sends with each webhook update (default: derived from the token)."
+    )
     discord_token: SecretStr | None = Field(
         None, description="Bot token from the Discord developer portal; enables Discord."
     )

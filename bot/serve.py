@@ -27,7 +27,13 @@ log = logging.getLogger("animebot")
 def _secrets(settings: Settings) -> list[str]:
     return [
         secret.get_secret_value()
-        for secret in (settings.telegram_token, settings.discord_token, settings.api_key, settings.redis_url)
+        for secret in (
+            settings.telegram_token,
+            settings.telegram_webhook_secret,
+            settings.discord_token,
+            settings.api_key,
+            settings.redis_url,
+        )
         if secret is not None
     ] + _redis_password(settings)
 

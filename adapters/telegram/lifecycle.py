@@ -4,11 +4,11 @@ served by aiohttp when ``settings.telegram_webhook_url`` is set; and the ``Front
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from hmac import compare_digest
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from adapters.telegram.app import build_application
 from adapters.telegram.context import TelegramApplication, albums_in
 from bot.config import Settings
 from bot.front_ends import FrontEnd
+from bot.redaction import redact_token_in_logs
 from bot.service import Service
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 POLL_TIMEOUT_SECONDS = 30
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WEBHOOK_SECRET_BYTES = 32
+WEBHOOK_SECRET_CONTEXT = b"animebot telegram webhook secret"
 
 
 @asynccontextmanager
@@ -61,13 +62,31 @@ async def run_telegram(settings: Settings, service: Service, stop_event: asyncio
         await stop_event.wait()
 
 
+def webhook_secret(settings: Settings) -> str:
+    """The secret Telegram sends with every webhook update: ``telegram_webhook_secret``, else an HMAC of the token.
+
+    Telegram keeps one secret per bot, so every front end behind the load balancer must use the same one, and keep
+    it across restarts: a random secret per process made each registration lock the other front ends out.
+    """
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    if settings.telegram_token is None:
+        raise ValueError("settings.telegram_token is not set")
+    token = settings.telegram_token.get_secret_value().encode()
+    return hmac.new(token, WEBHOOK_SECRET_CONTEXT, hashlib.sha256).hexdigest()  # [0-9a-f]{64}: what Telegram takes
+
+
 async def start_webhook(application: TelegramApplication, settings: Settings, url: str) -> web.AppRunner:
-    """Serve ``url``'s path on ``telegram_webhook_port`` and register ``url`` with Telegram with a random secret."""
-    secret = secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+    """Serve ``url``'s path on ``telegram_webhook_port`` and register ``url`` with Telegram with the shared secret.
+
+    Registering is idempotent: every front end registers the same URL with the same secret.
+    """
+    secret = webhook_secret(settings)
+    redact_token_in_logs(secret)
     path = urlsplit(url).path or "/"
 
     async def receive(request: web.Request) -> web.Response:
-        if not compare_digest(request.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
+        if not hmac.compare_digest(request.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
             return web.Response(status=403)
         try:
             update = Update.de_json(await request.json(), application.bot)
