@@ -1,8 +1,8 @@
 """Source photos kept for a while, so a button press can re-style a reply without a new upload.
 
-``SourceStore`` is what the front ends use; ``SourceCache`` keeps the photos in memory (gone at a restart), the
-embedded default ``bot.disk_cache.DiskSourceCache`` keeps them on disk in the data dir, and a Redis-backed store
-can slot in the same way.
+``SourceStore`` is what the service uses; ``SourceCache`` keeps the photos in memory (gone at a restart), the
+embedded default ``bot.disk_cache.DiskSourceCache`` keeps them on disk in the data dir, and
+``bot.cluster.shared.RedisSources`` in Redis, for every front end at once.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -24,28 +25,35 @@ def new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-class SourceStore(Protocol):
-    """Photo bytes under short random keys, bounded in items, bytes and time; every method is quick (no awaits)."""
+@dataclass(frozen=True)
+class SourceUsage:
+    """How many source photos a store holds, and their bytes (expired ones not counted)."""
 
-    def put(self, image: bytes) -> str:
+    photos: int
+    total_bytes: int
+
+
+class SourceStore(Protocol):
+    """Photo bytes under short random keys, bounded in items, bytes and time.
+
+    Every method either is quick or awaits; none blocks the event loop (a store on disk works in its own thread).
+    """
+
+    async def put(self, image: bytes) -> str:
         """Keep ``image``; returns its key (at most 16 ASCII characters: letters, digits, ``-`` and ``_``)."""
         ...
 
-    def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> bytes | None:
         """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
         ...
 
-    def delete(self, key: str) -> None:
+    async def delete(self, key: str) -> None:
         """Forget the photo under ``key`` now (nothing happens when there is none)."""
         ...
 
-    def __len__(self) -> int:
-        """Photos held now."""
-        ...
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes of photos held now."""
+    def usage(self) -> SourceUsage | None:
+        """What is held, as far as this store knows without any I/O (for /stats and metrics, read on the event
+        loop); ``None`` when it can't tell without asking a server."""
         ...
 
 
@@ -72,7 +80,7 @@ class SourceCache:
         size: Callable[[bytes], int] | None = len if max_bytes is not None else None
         self._photos: TTLCache[str, bytes] = TTLCache(budget, ttl, timer=clock, getsizeof=size)
 
-    def put(self, image: bytes) -> str:
+    async def put(self, image: bytes) -> str:
         """Keep ``image``; returns its key (12 ASCII characters: letters, digits, ``-`` and ``_``)."""
         key = new_key()
         if self.max_bytes is not None and len(image) > self.max_bytes:
@@ -82,21 +90,15 @@ class SourceCache:
             self._photos.popitem()
         return key
 
-    def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> bytes | None:
         """The photo stored under ``key``, or ``None`` when it expired, was pushed out, or never existed."""
         return self._photos.get(key)
 
-    def delete(self, key: str) -> None:
+    async def delete(self, key: str) -> None:
         """Forget the photo under ``key`` now (nothing happens when there is none)."""
         self._photos.pop(key, None)
 
-    def __len__(self) -> int:
-        """Photos held now (expired ones are dropped first)."""
+    def usage(self) -> SourceUsage:
+        """Photos and bytes held now (expired photos dropped first)."""
         self._photos.expire()
-        return len(self._photos)
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes held now (expired photos dropped first)."""
-        self._photos.expire()
-        return sum(len(image) for image in self._photos.values())
+        return SourceUsage(len(self._photos), sum(len(image) for image in self._photos.values()))

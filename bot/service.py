@@ -74,8 +74,9 @@ class Service:
         settings: every knob.
         queue: where jobs run (default: with ``settings.redis_url`` Redis Streams to worker hosts, and then
             source photos and rate limits in Redis too; else an ``InferencePool`` of ``settings.workers`` processes).
-        sources: where source photos are kept for re-styling without Redis (default: a ``DiskSourceCache`` in
-            ``settings.data_dir``, which the service closes when it stops).
+        sources: where source photos are kept for re-styling (default: with ``settings.redis_url`` in Redis, for
+            every front end; else a ``DiskSourceCache`` in ``settings.data_dir``, which the service closes when it
+            stops).
         clock: seconds for the source cache and the rate limit (injectable for tests; default: wall-clock time
             for the photos on disk, which outlive the process, and monotonic time for the rate limit).
         chat_settings: where people's settings and records are kept (default: Redis with ``settings.redis_url``,
@@ -91,7 +92,15 @@ class Service:
         chat_settings: SettingsStore | None = None,
     ) -> None:
         self.settings = settings
+        self.shared: tuple[RedisSources, RedisRateLimiter] | None = None  # in Redis, for every front end
+        if queue is None and settings.redis_url is not None:
+            from bot.cluster.shared import front_end
+
+            queue, redis_sources, redis_limiter = front_end(settings)
+            self.shared = (redis_sources, redis_limiter)
         self._owned_sources: DiskSourceCache | None = None
+        if sources is None and self.shared is not None:
+            sources = self.shared[0]
         if sources is None:
             sources = self._owned_sources = DiskSourceCache.in_folder(
                 settings.data_dir,
@@ -103,12 +112,6 @@ class Service:
         self.sources: SourceStore = sources
         self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock or time.monotonic)
         self.access = AccessList.from_settings(settings)
-        self.shared: tuple[RedisSources, RedisRateLimiter] | None = None  # in Redis, for every front end
-        if queue is None and settings.redis_url is not None:
-            from bot.cluster.shared import front_end
-
-            queue, *shared = front_end(settings)
-            self.shared = (shared[0], shared[1])
         self.queue: ManagedQueue = queue if queue is not None else default_queue(settings)
         self.chat_settings: SettingsStore = chat_settings or self._default_settings_store()
 
@@ -129,7 +132,7 @@ class Service:
         await self.queue.stop()
         await self.chat_settings.close()
         if self._owned_sources is not None:
-            self._owned_sources.close()
+            await self._owned_sources.close()
 
     async def __aenter__(self) -> Service:
         await self.start()
@@ -269,10 +272,7 @@ class Service:
 
         With ``owner`` (a person's key, like ``telegram:123``) it is recorded as theirs, so ``forget`` deletes it.
         """
-        if self.shared is None:
-            key = self.sources.put(image)
-        else:
-            key = await self.shared[0].put(image)
+        key = await self.sources.put(image)
         if owner is not None:
             await self.chat_settings.own_source(owner, key)
         return key
@@ -285,18 +285,13 @@ class Service:
         deleted = 0
         for owner in owners:
             for key in await self.chat_settings.forget(owner):
-                if self.shared is None:
-                    self.sources.delete(key)
-                else:
-                    await self.shared[0].delete(key)
+                await self.sources.delete(key)
                 deleted += 1
         return deleted
 
     async def find_source(self, key: str) -> bytes | None:
         """The photo kept under ``key``, or ``None`` when it expired or never existed."""
-        if self.shared is None:
-            return self.sources.get(key)
-        return await self.shared[0].get(key)
+        return await self.sources.get(key)
 
     async def sticker(self, image: bytes) -> bytes:
         """``image`` as a 512 px WEBP sticker (in a thread: Pillow work stays off the event loop).
@@ -308,14 +303,12 @@ class Service:
         return await asyncio.to_thread(sticker_webp, image)
 
     def stats(self) -> dict[str, int | float]:
-        """The queue's numbers plus people refused by the rate limit and source photos held (in this process)."""
+        """The queue's numbers plus people refused by the rate limit and the source photos held, as their store last
+        counted them (no I/O: this runs on the event loop; left out with Redis, which would have to be asked)."""
         refused = self.limiter.refused if self.shared is None else self.shared[1].refused
-        return {
-            **self.queue.stats(),
-            "rate_limited": refused,
-            "sources_cached": len(self.sources),
-            "sources_bytes": self.sources.held_bytes,
-        }
+        usage = self.sources.usage()
+        held = {} if usage is None else {"sources_cached": usage.photos, "sources_bytes": usage.total_bytes}
+        return {**self.queue.stats(), "rate_limited": refused, **held}
 
     def _checked(self, request: JobRequest) -> JobRequest:
         if len(request.image) > self.settings.max_upload_bytes:

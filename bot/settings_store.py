@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
+
+from bot.sqlite_thread import SqliteThread
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ BUSY_TIMEOUT_SECONDS = 10.0
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 FULL_STRENGTH = 100
+OWNER_TABLES = ("chat_settings", "owned_sources", "sticker_sets")  # every table keyed by owner
 
 # Each entry moves the schema one version up (PRAGMA user_version); never edit one that has shipped, append.
 MIGRATIONS: tuple[str, ...] = (
@@ -106,78 +108,100 @@ class SqliteSettingsStore:
 
     A file that is not a readable database (a disk error, a half-copied backup) is moved aside as
     ``settings.sqlite3.broken-<time>`` with a warning, and a fresh one started; nothing else in the data dir
-    (the source photos) is touched.
+    (the source photos) is touched. The file is opened, read and written in the store's own thread
+    (``SqliteThread``): a busy lock or a ``secure_delete`` never holds up the event loop.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._db = _open(path)
+        self._db = SqliteThread(lambda: _open(path), name="settings-db")
 
     @classmethod
     def in_folder(cls, folder: Path) -> SqliteSettingsStore:
         """The store of the data dir ``folder`` (file ``settings.sqlite3``)."""
         return cls(folder / FILE_NAME)
 
-    @property
-    def schema_version(self) -> int:
+    async def schema_version(self) -> int:
         """The schema version of the open file."""
-        with self._lock:
-            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        (version,) = await self._db.run(lambda db: db.execute("PRAGMA user_version").fetchone())
         return int(version)
 
     async def load(self, owner: str) -> ChatSettings:
-        with self._lock:
-            row = self._db.execute(
+        row = await self._db.run(
+            lambda db: db.execute(
                 "SELECT style, strength, faces, language FROM chat_settings WHERE owner = ?", (owner,)
             ).fetchone()
+        )
         if row is None:
             return ChatSettings()
         return ChatSettings(style=row[0], strength=int(row[1]), faces=bool(row[2]), language=row[3])
 
     async def save(self, owner: str, settings: ChatSettings) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO chat_settings (owner, style, strength, faces, language, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET style = excluded.style, "
-                "strength = excluded.strength, faces = excluded.faces, language = excluded.language, "
-                "updated = excluded.updated",
-                (owner, settings.style, settings.strength, int(settings.faces), settings.language, time.time()),
-            )
+        await self._db.run(lambda db: _save(db, owner, settings))
 
     async def own_source(self, owner: str, key: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("INSERT OR IGNORE INTO owned_sources (owner, key) VALUES (?, ?)", (owner, key))
+        await self._db.run(
+            lambda db: _write(db, "INSERT OR IGNORE INTO owned_sources (owner, key) VALUES (?, ?)", owner, key)
+        )
 
     async def sticker_set(self, owner: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT name FROM sticker_sets WHERE owner = ?", (owner,)).fetchone()
+        row = await self._db.run(
+            lambda db: db.execute("SELECT name FROM sticker_sets WHERE owner = ?", (owner,)).fetchone()
+        )
         return None if row is None else str(row[0])
 
     async def keep_sticker_set(self, owner: str, name: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO sticker_sets (owner, name) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET name = ?",
-                (owner, name, name),
+        await self._db.run(
+            lambda db: _write(
+                db,
+                "INSERT INTO sticker_sets (owner, name) VALUES (?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET name = excluded.name",
+                owner,
+                name,
             )
+        )
 
     async def forget(self, owner: str) -> list[str]:
-        with self._lock, self._db:
-            keys = [row[0] for row in self._db.execute("SELECT key FROM owned_sources WHERE owner = ?", (owner,))]
-            for table in ("chat_settings", "owned_sources", "sticker_sets"):
-                self._db.execute(f"DELETE FROM {table} WHERE owner = ?", (owner,))  # noqa: S608 - fixed names
-        return keys
+        return await self._db.run(lambda db: _forget(db, owner))
 
     async def holds_anything_about(self, owner: str) -> bool:
-        with self._lock:
-            return any(
-                self._db.execute(f"SELECT 1 FROM {table} WHERE owner = ? LIMIT 1", (owner,)).fetchone()  # noqa: S608
-                for table in ("chat_settings", "owned_sources", "sticker_sets")
-            )
+        return await self._db.run(lambda db: _holds_anything_about(db, owner))
 
     async def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        await self._db.close()
+
+
+# What follows runs in the store's thread, one call at a time: each write is one transaction.
+
+
+def _write(db: sqlite3.Connection, statement: str, *parameters: str) -> None:
+    with db:
+        db.execute(statement, parameters)
+
+
+def _save(db: sqlite3.Connection, owner: str, settings: ChatSettings) -> None:
+    with db:
+        db.execute(
+            "INSERT INTO chat_settings (owner, style, strength, faces, language, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET style = excluded.style, "
+            "strength = excluded.strength, faces = excluded.faces, language = excluded.language, "
+            "updated = excluded.updated",
+            (owner, settings.style, settings.strength, int(settings.faces), settings.language, time.time()),
+        )
+
+
+def _forget(db: sqlite3.Connection, owner: str) -> list[str]:
+    with db:
+        keys = [row[0] for row in db.execute("SELECT key FROM owned_sources WHERE owner = ?", (owner,))]
+        for table in OWNER_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE owner = ?", (owner,))  # fixed table names, not input
+    return keys
+
+
+def _holds_anything_about(db: sqlite3.Connection, owner: str) -> bool:
+    return any(
+        db.execute(f"SELECT 1 FROM {table} WHERE owner = ? LIMIT 1", (owner,)).fetchone() for table in OWNER_TABLES
+    )
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -190,7 +214,9 @@ def _open(path: Path) -> sqlite3.Connection:
         logger.warning(
             "The settings database %s could not be read (%s); moved it to %s and started a new one. "
             "People's settings are back to the defaults; their source photos are kept.",
-            path, error, broken,
+            path,
+            error,
+            broken,
         )
         os.replace(path, broken)
         for suffix in ("-wal", "-shm"):
@@ -202,7 +228,7 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -212,7 +238,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError:
         db.close()
         raise
-    db.isolation_level = ""  # back to implicit transactions: ``with db:`` commits each write
+    db.isolation_level = "DEFERRED"  # back to implicit transactions (a plain BEGIN): ``with db:`` commits each write
     return db
 
 
@@ -226,7 +252,8 @@ def _migrate(db: sqlite3.Connection) -> None:
         try:
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version > len(MIGRATIONS):
-                raise sqlite3.DatabaseError(f"schema version {version} is newer than this bot knows ({len(MIGRATIONS)})")
+                newest = len(MIGRATIONS)
+                raise sqlite3.DatabaseError(f"schema version {version} is newer than this bot knows ({newest})")
             if version == len(MIGRATIONS):
                 db.execute("COMMIT")
                 return

@@ -296,7 +296,7 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert all(not button["disabled"] for name, button in buttons.items() if name != "hayao")
     key = buttons["hayao"]["custom_id"].split(":")[1]
     assert buttons["hayao"]["custom_id"] == f"anime:{key}:hayao:50"
-    assert bot.service.sources.get(key) == photo
+    assert await bot.service.sources.get(key) == photo
     assert not fake.refused()
 
 
@@ -308,7 +308,7 @@ def rebuilt(service: Service, data_dir: Path) -> Service:
 async def restart(bot: Bot, start_bot: StartBot, data_dir: Path) -> Bot:
     """Stop the client and its service's photo store, then start a new client on a new service, same data dir."""
     await bot.stop()
-    bot.service.sources.close()  # type: ignore[attr-defined]  # nothing of the first run stays in memory
+    await bot.service.sources.close()  # type: ignore[attr-defined]  # nothing of the first run stays in memory
     return await start_bot(rebuilt(bot.service, data_dir))
 
 
@@ -471,7 +471,7 @@ async def test_non_image_attachment_gets_a_private_error_and_no_job(
     bot: Bot, data: bytes, filename: str, content_type: str | None
 ) -> None:
     fake = bot.fake
-    before = bot.service.stats()["jobs_accepted"], len(bot.service.sources)
+    before = bot.service.stats()["jobs_accepted"], bot.service.sources.usage()
 
     attachment = fake.upload(data, filename, content_type)
     token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=attachment))
@@ -479,7 +479,7 @@ async def test_non_image_attachment_gets_a_private_error_and_no_job(
 
     assert filename in reply["content"] and "not an image" in reply["content"]
     assert callback_types(fake, token) == [CHANNEL_MESSAGE]
-    assert (bot.service.stats()["jobs_accepted"], len(bot.service.sources)) == before
+    assert (bot.service.stats()["jobs_accepted"], bot.service.sources.usage()) == before
 
 
 async def test_too_large_attachment_gets_a_private_error(start_bot: StartBot, service: Service, photo: bytes) -> None:

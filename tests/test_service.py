@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 
 from animegan.manifest import list_styles
-from bot.cache import SourceCache, SourceStore
-from bot.disk_cache import DiskSourceCache
+from bot.cache import SourceCache, SourceStore, SourceUsage
 from bot.config import Settings
+from bot.disk_cache import DiskSourceCache
 from bot.jobs import JobRejected, JobRequest, JobResult, QueueFull, RateLimited
 from bot.limits import AccessList, RateLimiter
 from bot.service import Service
@@ -44,105 +45,109 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
     return make
 
 
-def test_source_store_returns_the_photo_under_a_short_ascii_key(make_store: MakeStore) -> None:
+async def test_source_store_returns_the_photo_under_a_short_ascii_key(make_store: MakeStore) -> None:
     cache = make_store(max_items=4, ttl=TTL)
-    keys = {cache.put(f"photo {index}".encode()) for index in range(4)}
+    keys = {await cache.put(f"photo {index}".encode()) for index in range(4)}
 
     assert len(keys) == 4
     for key in keys:
         assert len(key) <= KEY_LIMIT
         assert key.isascii() and key.replace("-", "").replace("_", "").isalnum()
-    assert sorted(cache.get(key) or b"" for key in keys) == [f"photo {index}".encode() for index in range(4)]
-    assert cache.get("no-such-key") is None
+    kept = sorted([await cache.get(key) or b"" for key in keys])
+    assert kept == [f"photo {index}".encode() for index in range(4)]
+    assert await cache.get("no-such-key") is None
 
 
-def test_source_store_forgets_a_photo_once_its_ttl_has_passed(make_store: MakeStore) -> None:
+async def test_source_store_forgets_a_photo_once_its_ttl_has_passed(make_store: MakeStore) -> None:
     clock = FakeClock()
     cache = make_store(max_items=4, ttl=TTL, clock=clock)
-    old = cache.put(b"old")
+    old = await cache.put(b"old")
     clock.advance(TTL / 2)
-    young = cache.put(b"young")
+    young = await cache.put(b"young")
 
     clock.advance(TTL / 2 - 1)
-    assert cache.get(old) == b"old"
+    assert await cache.get(old) == b"old"
     clock.advance(2)
-    assert cache.get(old) is None
-    assert cache.get(young) == b"young"
-    assert len(cache) == 1
+    assert await cache.get(old) is None
+    assert await cache.get(young) == b"young"
+    assert cache.usage().photos == 1
     clock.advance(TTL)
-    assert cache.get(young) is None
-    assert len(cache) == 0
+    assert await cache.get(young) is None
+    assert cache.usage().photos == 0
 
 
-def test_source_store_pushes_out_the_least_recently_used_photo(make_store: MakeStore) -> None:
+async def test_source_store_pushes_out_the_least_recently_used_photo(make_store: MakeStore) -> None:
     cache = make_store(max_items=2, ttl=TTL)
-    first = cache.put(b"first")
-    second = cache.put(b"second")
-    assert cache.get(first) == b"first"  # now `second` is the least recently used
+    first = await cache.put(b"first")
+    second = await cache.put(b"second")
+    assert await cache.get(first) == b"first"  # now `second` is the least recently used
 
-    third = cache.put(b"third")
+    third = await cache.put(b"third")
 
-    assert cache.get(second) is None
-    assert (cache.get(first), cache.get(third)) == (b"first", b"third")
-    assert len(cache) == 2
+    assert await cache.get(second) is None
+    assert (await cache.get(first), await cache.get(third)) == (b"first", b"third")
+    assert cache.usage().photos == 2
 
 
-def test_source_store_keeps_within_its_byte_budget(make_store: MakeStore) -> None:
+async def test_source_store_keeps_within_its_byte_budget(make_store: MakeStore) -> None:
     cache = make_store(max_items=10, ttl=TTL, max_bytes=10)
-    first = cache.put(b"123456")
-    second = cache.put(b"abcdef")
-    huge = cache.put(b"x" * 11)
+    first = await cache.put(b"123456")
+    second = await cache.put(b"abcdef")
+    huge = await cache.put(b"x" * 11)
 
-    assert cache.get(first) is None
-    assert cache.get(second) == b"abcdef"
-    assert cache.get(huge) is None
-    assert cache.held_bytes == 6
+    assert await cache.get(first) is None
+    assert await cache.get(second) == b"abcdef"
+    assert await cache.get(huge) is None
+    assert cache.usage().total_bytes == 6
 
 
-def test_disk_store_keeps_photos_across_a_reopen_and_only_for_this_user(tmp_path: Path) -> None:
+async def test_disk_store_keeps_photos_across_a_reopen_and_only_for_this_user(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     clock = FakeClock(now=1.7e9)
     before = DiskSourceCache.in_folder(folder, max_items=4, ttl=TTL, clock=clock)
-    key = before.put(b"kept photo")
-    before.close()
+    key = await before.put(b"kept photo")
+    await before.close()
 
     after = DiskSourceCache.in_folder(folder, max_items=4, ttl=TTL, clock=clock)
 
-    assert after.get(key) == b"kept photo"
-    assert (len(after), after.held_bytes) == (1, len(b"kept photo"))
+    assert await after.get(key) == b"kept photo"
+    assert (after.usage().photos, after.usage().total_bytes) == (1, len(b"kept photo"))
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / "sources.sqlite3").stat().st_mode) == 0o600
     clock.advance(TTL)
-    assert after.get(key) is None  # the time-to-live counts across the restart
+    assert await after.get(key) is None  # the time-to-live counts across the restart
 
 
-def test_disk_store_shared_by_two_processes_sees_each_others_photos(tmp_path: Path) -> None:
+async def test_disk_store_shared_by_two_processes_sees_each_others_photos(tmp_path: Path) -> None:
     first = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
     second = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
-    keys = [first.put(b"a"), second.put(b"b"), first.put(b"c"), second.put(b"d")]
+    keys = [await first.put(b"a"), await second.put(b"b"), await first.put(b"c"), await second.put(b"d")]
 
-    assert [second.get(key) for key in keys] == [None, b"b", b"c", b"d"]  # one bound over both writers
-    assert len(first) == 3
+    assert [await second.get(key) for key in keys] == [None, b"b", b"c", b"d"]  # one bound over both writers
+    assert await first.get(keys[3]) == b"d"  # `first` reads, and so counts, the file both wrote
+    assert first.usage().photos == 3
 
 
-def test_disk_store_starts_afresh_from_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+async def test_disk_store_starts_afresh_from_a_file_that_is_not_a_store(tmp_path: Path) -> None:
     (tmp_path / "sources.sqlite3").write_bytes(b"this is not a SQLite database" * 100)
 
     cache = DiskSourceCache.in_folder(tmp_path, max_items=3, ttl=TTL)
 
-    assert cache.get(cache.put(b"photo")) == b"photo"
+    assert await cache.get(await cache.put(b"photo")) == b"photo"
     assert (tmp_path / "sources.sqlite3.broken").is_file()
 
 
 def test_a_photo_written_by_a_killed_process_is_wholly_there_or_absent(tmp_path: Path) -> None:
     code = (
-        "import os, sys\n"
+        "import asyncio, os, sys\n"
         "from pathlib import Path\n"
         "from bot.disk_cache import DiskSourceCache\n"
-        "cache = DiskSourceCache.in_folder(Path(sys.argv[1]), max_items=1000, ttl=3600)\n"
-        "print(cache.put(b'first' * 1000), flush=True)\n"
-        "while True:\n"
-        "    cache.put(os.urandom(1 << 20))\n"
+        "async def main():\n"
+        "    cache = DiskSourceCache.in_folder(Path(sys.argv[1]), max_items=1000, ttl=3600)\n"
+        "    print(await cache.put(b'first' * 1000), flush=True)\n"
+        "    while True:\n"
+        "        await cache.put(os.urandom(1 << 20))\n"
+        "asyncio.run(main())\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, cwd=REPO)
     assert writer.stdout is not None
@@ -151,10 +156,13 @@ def test_a_photo_written_by_a_killed_process_is_wholly_there_or_absent(tmp_path:
     writer.kill()
     writer.wait()
 
-    cache = DiskSourceCache.in_folder(tmp_path, max_items=1000, ttl=3600)
+    async def read_back() -> tuple[bytes | None, SourceUsage]:
+        cache = DiskSourceCache.in_folder(tmp_path, max_items=1000, ttl=3600)
+        return await cache.get(key), cache.usage()
 
-    assert cache.get(key) == b"first" * 1000
-    assert cache.held_bytes == (len(cache) - 1) * (1 << 20) + len(b"first" * 1000)
+    image, usage = asyncio.run(read_back())
+    assert image == b"first" * 1000
+    assert usage.total_bytes == (usage.photos - 1) * (1 << 20) + len(b"first" * 1000)
 
 
 # --- RateLimiter and AccessList ---
@@ -261,9 +269,9 @@ async def test_service_rate_limits_only_photos_the_queue_took(weights_dir: Path,
         clock.advance(61)
         third = await service.enqueue(JobRequest(user="telegram:9", image=script(), style="shinkai"))
         await third.result()
-        key = service.sources.put(b"source photo")
+        key = await service.sources.put(b"source photo")
         stats = service.stats()
-        kept = service.sources.get(key)
+        kept = await service.sources.get(key)
 
     assert refusal.value.retry_after == pytest.approx(60)
     assert "try again in 60 seconds" in refusal.value.message

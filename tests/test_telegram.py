@@ -378,7 +378,7 @@ async def test_buttons_work_after_a_full_restart_on_the_same_data_dir(
     async with bot(telegram, before):
         sent = telegram.send_photo(user, chat, jpeg(coffee))
         (reply,) = await replies(telegram, sent, kind="photo")
-    before.sources.close()  # type: ignore[attr-defined]  # nothing of the first run is kept in memory
+    await before.sources.close()  # type: ignore[attr-defined]  # nothing of the first run is kept in memory
 
     after = Service(service_settings(service.settings.weights_dir, data_dir=tmp_path), queue=service.queue)
     other = service.styles()[1]

@@ -186,7 +186,7 @@ async def test_settings_buttons_change_what_the_next_photo_gets_and_survive_a_re
         telegram.press_button(user, panel, settings_buttons(panel)["Face pass: on"])
         await answered(telegram, 3)
     await first.chat_settings.close()  # the first "process" is gone; only the file remains
-    first.sources.close()  # type: ignore[attr-defined]
+    await first.sources.close()  # type: ignore[attr-defined]
 
     after = Service(service_settings(service.settings.weights_dir, data_dir=tmp_path), queue=service.queue)
     async with bot(telegram, after):
@@ -287,7 +287,7 @@ async def test_forget_leaves_nothing_about_the_person_in_the_database(
         telegram.press_button(user, reply, restyle)
         await telegram.wait_until(lambda: len(telegram.calls_to("answerCallbackQuery")) == 2, REPLY_TIMEOUT)
     await mine.chat_settings.close()
-    mine.sources.close()  # type: ignore[attr-defined]
+    await mine.sources.close()  # type: ignore[attr-defined]
 
     key = restyle.split("|")[0]
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
@@ -312,7 +312,7 @@ async def test_a_corrupted_settings_file_is_set_aside_and_the_bot_answers_with_e
     before = Service(service_settings(service.settings.weights_dir, data_dir=tmp_path), queue=service.queue)
     key = await before.keep_source(b"a kept photo", owner="telegram:1")
     await before.chat_settings.close()
-    before.sources.close()  # type: ignore[attr-defined]
+    await before.sources.close()  # type: ignore[attr-defined]
     (tmp_path / FILE_NAME).write_bytes(b"\x00not a database, a disk error\xff" * 400)
 
     caplog.set_level(logging.WARNING, logger="bot.settings_store")
@@ -326,9 +326,9 @@ async def test_a_corrupted_settings_file_is_set_aside_and_the_bot_answers_with_e
     (warning,) = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
     assert "moved it to" in warning and "source photos are kept" in warning
     assert [p.name for p in tmp_path.glob(f"{FILE_NAME}.broken-*")]
-    assert isinstance(SqliteSettingsStore.in_folder(tmp_path).schema_version, int)
+    assert isinstance(await SqliteSettingsStore.in_folder(tmp_path).schema_version(), int)
     await after.chat_settings.close()
-    after.sources.close()  # type: ignore[attr-defined]
+    await after.sources.close()  # type: ignore[attr-defined]
 
 
 @module_loop

@@ -252,7 +252,7 @@ async def test_another_style_reuses_the_source_without_uploading_again(
     client: TestClient, service: Service, photo: bytes
 ) -> None:
     first, _ = await run_job(client, job_form(photo))
-    assert service.sources.get(first["source"]) == photo
+    assert await service.sources.get(first["source"]) == photo
     second, second_events = await run_job(client, job_form(source=first["source"], style="hayao"))
     assert second["source"] == first["source"]
     assert second_events[-1].data["result"]["style"] == "hayao"
@@ -275,7 +275,7 @@ async def test_one_shot_stylize_answers_with_the_image(client: TestClient, servi
     assert response.status == 200, data[:200]
     assert response.headers["Content-Type"] == "image/jpeg"
     assert image_size(data) == (256, 256)
-    assert service.sources.get(response.headers["X-Source-Key"]) == portrait
+    assert await service.sources.get(response.headers["X-Source-Key"]) == portrait
 
 
 async def test_an_iphone_heic_photo_is_accepted(client: TestClient, coffee: np.ndarray) -> None:

@@ -12,7 +12,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from bot.cache import KEY_BYTES
+from bot.cache import KEY_BYTES, SourceUsage
 from bot.cluster.connection import REDIS_DOWN, connect
 from bot.cluster.frontend import RedisQueue
 from bot.cluster.keys import Keys
@@ -53,6 +53,10 @@ class RedisSources:
     async def delete(self, key: str) -> None:
         """Forget the photo under ``key`` now."""
         await self._client.delete(self.keys.source(key))
+
+    def usage(self) -> SourceUsage | None:
+        """Unknown without asking Redis (counting would scan every front end's keys): ``None``."""
+        return None
 
     @property
     def client(self) -> Redis:
