@@ -41,6 +41,8 @@ ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
 # Pillow names a camera JPEG that carries extra pictures (a preview, a stereo pair) "MPO"; to the person it is a
 # JPEG, and its extra pictures are not frames they chose.
 FORMAT_NAMES = {"MPO": "JPEG"}
+# Pixels of one band of rows converted at a time from a high bit depth: 8 MB as float64, whatever the image.
+HIGH_BIT_BAND_PIXELS = 1 << 20
 HIGH_BIT_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;16LS", "I;16BS", "I;16NS"})
 SRGB_DESCRIPTION_PREFIX = "sRGB"  # "sRGB IEC61966-2.1", "sRGB built-in"...
 # The Pillow mode a colour profile's space applies to.
@@ -317,16 +319,28 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 def _high_bit_to_grey(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     """16/32-bit integer or float grey to 8-bit "L", scaled (Pillow's own convert clips at 255).
 
-    Integer modes are read as 16-bit (0..65535, as PNG and TIFF store them); float ("F") as 0..1.
+    Integer modes are read as 16-bit (0..65535, as PNG and TIFF store them); float ("F") as 0..1. The image is
+    converted a band of rows at a time into the 8-bit result, so a 50-megapixel image never exists as floats
+    (a whole float64 copy would be 400 MB, and the arithmetic makes several).
     """
-    values = np.asarray(image)
-    full_scale = 1.0 if image.mode == "F" else MAX_16BIT
-    scaled = np.clip(values.astype(np.float64) / full_scale, 0.0, 1.0) * MAX_8BIT
-    grey = Image.fromarray(np.round(scaled).astype(np.uint8))
+    width, height = image.size
+    grey = np.empty((height, width), np.uint8)
     transparent = image.info.get("transparency")
-    if isinstance(transparent, int):
-        return grey, Image.fromarray(np.where(values == transparent, 0, OPAQUE).astype(np.uint8))
-    return grey, None
+    alpha = np.empty((height, width), np.uint8) if isinstance(transparent, int) else None
+    full_scale = 1.0 if image.mode == "F" else MAX_16BIT
+    rows = max(1, HIGH_BIT_BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        values = np.asarray(image.crop((0, top, width, bottom)))
+        scaled = values.astype(np.float64)
+        scaled /= full_scale
+        np.clip(scaled, 0.0, 1.0, out=scaled)
+        scaled *= MAX_8BIT
+        np.round(scaled, out=scaled)
+        grey[top:bottom] = scaled
+        if alpha is not None:
+            alpha[top:bottom] = np.where(values == transparent, 0, OPAQUE)
+    return Image.fromarray(grey), None if alpha is None else Image.fromarray(alpha)
 
 
 def _apply_profile(colour: Image.Image, icc: bytes) -> tuple[Image.Image, bool]:

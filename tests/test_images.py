@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -172,6 +173,41 @@ def test_a_16bit_rgb_png_keeps_its_values() -> None:
     # Pillow keeps the high byte of each sample; the exact scaling is value / 257: at most one level apart.
     assert np.abs(decoded.rgb.astype(float) - levels / 257).max() <= 1.0
     assert decoded.rgb.tolist() == [[[64, 128, 255], [0, 18, 192]]]
+
+
+# A big high-bit-depth image: 12 megapixels, enough for a whole-image float64 copy (8 bytes a pixel) to stand out.
+BIG_WIDTH, BIG_HEIGHT = 4000, 3000
+# The decoder's peak Python-side allocation (numpy arrays, bytes; tracemalloc sees both) over the size of its 8-bit
+# RGB result. Any 8-bit photo peaks at 2x (Pillow's bytes of the result and numpy's array of them); a high-bit one
+# adds its 8-bit grey (1/3) and a band of rows in flight: 2.4x measured. One float64 copy of the whole image is
+# 8 bytes a pixel, 2.7x on its own (before the fix: 6.3x for 16-bit, 7x for float).
+HIGH_BIT_PEAK_RATIO = 3
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("I;16", "PNG"), ("F", "TIFF")])
+def test_a_big_high_bit_depth_image_is_converted_in_bounded_memory(mode: str, fmt: str) -> None:
+    """Issue 20, point 11: 16-bit and float images went through float64 copies of the whole image."""
+    columns = np.arange(BIG_WIDTH)
+    if mode == "F":
+        row = (columns / (BIG_WIDTH - 1)).astype(np.float32)  # 0..1
+    else:
+        row = (columns * 65535 // (BIG_WIDTH - 1)).astype(np.uint16)  # 0..65535
+    source = Image.fromarray(np.ascontiguousarray(np.broadcast_to(row, (BIG_HEIGHT, BIG_WIDTH))))
+    assert source.mode == mode
+    data = encode(source, fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
+    del source
+    tracemalloc.start()
+    try:
+        decoded = decode_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded.rgb.shape == (BIG_HEIGHT, BIG_WIDTH, 3)
+    expected = np.round(np.clip(row.astype(np.float64) / (1.0 if mode == "F" else 65535), 0, 1) * 255)
+    assert np.array_equal(decoded.rgb[BIG_HEIGHT // 2, :, 0], expected.astype(np.uint8))
+    assert np.array_equal(decoded.rgb[-1], decoded.rgb[0])
+    result_bytes = BIG_WIDTH * BIG_HEIGHT * 3
+    assert peak < HIGH_BIT_PEAK_RATIO * result_bytes, f"peak {peak / 1e6:.0f} MB, result {result_bytes / 1e6:.0f} MB"
 
 
 @pytest.mark.parametrize("mode", ["L", "1", "P", "YCbCr", "LAB"])
