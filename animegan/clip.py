@@ -2,8 +2,9 @@
 
 The engine stylizes a clip in three steps that may run in different processes (``engine.py``):
 
-1. ``scan`` (with ``video.plan_clip`` looking at every frame) reads the clip once: checks it, chooses the output size and frame rate, and gathers what must be
-   the same for every frame (the contrast curves, the face tracks) into a ``ClipPlan``.
+1. ``scan`` (with ``video.plan_clip`` looking at every frame) reads the clip once: checks it, chooses the output
+   size and frame rate, and gathers what must be the same for every frame (the contrast curves, the face tracks)
+   into a ``ClipPlan``.
 2. ``read_frames`` gives the frames of one chunk ``[first, stop)``; they are stylized and ``mp4.encode_segment``
    turns them into an MP4 segment. Chunks are independent, so they can run on every worker at once.
 3. ``mp4.join_segments`` puts the segments one after the other and adds the clip's own sound, cut to match.
@@ -37,12 +38,25 @@ FALLBACK_FPS = Fraction(25)  # when a stream states no usable rate
 TIME_EPSILON = 1e-3  # seconds: timestamps this close count as equal (rounding in time bases)
 FPS_DENOMINATOR_LIMIT = 1001
 
+# Only the containers and codecs people send (phones, browsers, GIF makers, cameras). FFmpeg reads hundreds more,
+# each one attack surface for no gain, as images have theirs (``images.WANTED_FORMATS``). Names as FFmpeg gives
+# them: a demuxer's family name, a codec's canonical name (whichever decoder implements it).
+DEMUXERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "gif"})
+VIDEO_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg", "gif"})
+# A sound outside this list is left out: the clip comes back silent rather than refused.
+AUDIO_CODECS = frozenset(
+    {"aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "amr_nb", "amr_wb", "pcm_s16le", "pcm_s16be",
+     "pcm_s24le", "pcm_s24be", "pcm_f32le", "pcm_u8"}
+)  # fmt: skip
 
 EMPTY = sentence("That file is empty: there is no video in it.")
 NOT_A_CLIP = sentence("That file is not a video I can read (MP4, MOV, WebM, GIF...).")
 NO_VIDEO = sentence("That file has no picture in it (only sound, perhaps). Please send a video or a GIF.")
 DAMAGED = sentence("That video is damaged or incomplete (perhaps cut off while uploading); please send it again.")
 NO_FRAMES = sentence("No picture could be read from that video; it may be damaged. Please send it again.")
+FRAME_TOO_LARGE = sentence(
+    "Part of that video is larger than 4K (3840x2160), the largest I take. Please send a smaller video."
+)
 
 
 def cut_note(seconds: float) -> str:
@@ -75,6 +89,7 @@ class ClipPlan:
         notes: plain sentences for the person (the clip was cut...).
         curves: the clip's contrast tile curves (``clipstats.ClipCurves.values``), or ``None`` for none.
         faces: per output frame, the faces to paint as ``{"box": [x0, y0, x1, y1], "landmarks": [[x, y] * 5]}``.
+        max_source_pixels: the largest decoded frame the chunks accept (``ClipLimits.max_source_pixels``).
     """
 
     width: int
@@ -89,6 +104,7 @@ class ClipPlan:
     notes: tuple[str, ...] = ()
     curves: list[list[list[float]]] | None = None
     faces: list[list[dict[str, list[float] | list[list[float]]]]] = field(default_factory=list)
+    max_source_pixels: int = MAX_SOURCE_PIXELS
 
     @property
     def fps(self) -> Fraction:
@@ -128,16 +144,16 @@ class SourceInfo:
 
 
 def probe(data: bytes, limits: ClipLimits) -> SourceInfo:
-    """Check a clip from its headers: readable, with a video stream, frames not too large.
+    """Check a clip from its headers: readable, in an allowed container and codec, frames not too large.
+
+    The header's size is only a claim: ``decoded`` checks every frame again.
 
     Raises:
-        UnsupportedClip: empty, unreadable, or no video stream.
+        UnsupportedClip: empty, unreadable, outside the allow-lists, or no video stream.
         ImageTooLarge: frames of more than ``limits.max_source_pixels``.
     """
     with open_clip(data) as container:
-        if not container.streams.video:
-            raise UnsupportedClip(NO_VIDEO)
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > limits.max_source_pixels:
             raise ImageTooLarge(
@@ -148,21 +164,44 @@ def probe(data: bytes, limits: ClipLimits) -> SourceInfo:
             width=width,
             height=height,
             rate=_stream_rate(stream),
-            has_audio=bool(container.streams.audio),
-            animation=container.format.name in ("gif", "apng", "webp_pipe"),
+            has_audio=sound_stream(container) is not None,
+            animation=container.format.name == "gif",
         )
 
 
 def open_clip(data: bytes) -> av.container.InputContainer:
-    """Open clip bytes for reading; ``UnsupportedClip`` with a plain message when they can't be."""
+    """Open clip bytes for reading; ``UnsupportedClip`` with a plain message when they can't be, or when their
+    container is not one of ``DEMUXERS``."""
     if not data:
         raise UnsupportedClip(EMPTY)
     try:
-        return av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError as error:
         raise UnsupportedClip(DAMAGED if _looks_like_video(data) else NOT_A_CLIP) from error
     except (av.error.FFmpegError, ValueError) as error:
         raise UnsupportedClip(NOT_A_CLIP) from error
+    if container.format.name not in DEMUXERS:
+        container.close()
+        raise UnsupportedClip(NOT_A_CLIP)
+    return container
+
+
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The clip's first video stream; ``UnsupportedClip`` when there is none or its codec is not in ``VIDEO_CODECS``."""
+    if not container.streams.video:
+        raise UnsupportedClip(NO_VIDEO)
+    stream = container.streams.video[0]
+    if _codec_name(stream) not in VIDEO_CODECS:
+        raise UnsupportedClip(NOT_A_CLIP)
+    return stream
+
+
+def sound_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+    """The clip's first sound stream when its codec is in ``AUDIO_CODECS``, else ``None``."""
+    if not container.streams.audio:
+        return None
+    stream = container.streams.audio[0]
+    return stream if _codec_name(stream) in AUDIO_CODECS else None
 
 
 def output_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -211,12 +250,19 @@ def sample_at(frames: Iterable[tuple[float, av.VideoFrame]], times: Iterable[flo
         yield current
 
 
-def decoded(container: av.container.InputContainer, from_time: float | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
+def decoded(
+    container: av.container.InputContainer, from_time: float | None = None, max_pixels: int = MAX_SOURCE_PIXELS
+) -> Iterator[tuple[float, av.VideoFrame]]:
     """(time, frame) of the first video stream, from the key frame at or before ``from_time``.
 
-    A damaged stretch ends the stream there rather than failing: what was read so far is kept.
+    A damaged stretch ends the stream there rather than failing: what was read so far is kept. Every frame's own
+    size is checked, before anything converts it: a stream may change size part-way (a new key frame), whatever
+    its header said.
+
+    Raises:
+        UnsupportedClip: a codec outside ``VIDEO_CODECS``, or a frame of more than ``max_pixels``.
     """
-    stream = container.streams.video[0]
+    stream = video_stream(container)
     stream.thread_type = "AUTO"
     if from_time is not None and from_time > 0 and stream.time_base is not None:
         try:
@@ -226,6 +272,8 @@ def decoded(container: av.container.InputContainer, from_time: float | None = No
     last = -float("inf")
     try:
         for frame in container.decode(stream):
+            if frame.width * frame.height > max_pixels:
+                raise UnsupportedClip(FRAME_TOO_LARGE)
             time = _frame_time(frame, last, stream)
             last = time
             yield time, frame
@@ -250,11 +298,11 @@ def read_frames(data: bytes, plan: ClipPlan, first: int = 0, stop: int | None = 
     if not times:
         return
     with open_clip(data) as container:
-        frames = decoded(container, times[0] if first else None)
+        frames = decoded(container, times[0] if first else None, plan.max_source_pixels)
         head = next(frames, None)
         if head is not None and head[0] > times[0] + TIME_EPSILON and first:
             container.seek(0)  # the seek landed past the chunk (some formats seek coarsely): read from the start
-            frames, head = decoded(container), None
+            frames, head = decoded(container, max_pixels=plan.max_source_pixels), None
         source = frames if head is None else itertools.chain([head], frames)
         for frame in sample_at(source, times):
             yield to_rgb(frame, (plan.width, plan.height), plan.rotation)
@@ -279,8 +327,8 @@ def scan(data: bytes, limits: ClipLimits, look: Callable[[np.ndarray], None] | N
     fps = output_rate(info.rate, limits.max_fps)
     half_frame = float(1 / fps) / 2
     with open_clip(data) as container:
-        stream = container.streams.video[0]
-        frames = decoded(container)
+        stream = video_stream(container)
+        frames = decoded(container, max_pixels=limits.max_source_pixels)
         head = next(frames, None)
         if head is None:
             raise UnsupportedClip(NO_FRAMES)
@@ -319,9 +367,17 @@ def scan(data: bytes, limits: ClipLimits, look: Callable[[np.ndarray], None] | N
             count = 1
     notes = (cut_note(limits.max_seconds),) if timeline.cut else ()
     return ClipPlan(
-        width=size[0], height=size[1], fps_num=fps.numerator, fps_den=fps.denominator, frames=count,
-        start=start, rotation=rotation, has_audio=info.has_audio and not info.animation,
-        animation=info.animation, notes=notes,
+        width=size[0],
+        height=size[1],
+        fps_num=fps.numerator,
+        fps_den=fps.denominator,
+        frames=count,
+        start=start,
+        rotation=rotation,
+        has_audio=info.has_audio and not info.animation,
+        animation=info.animation,
+        notes=notes,
+        max_source_pixels=limits.max_source_pixels,
     )
 
 
@@ -347,6 +403,11 @@ def _frame_seconds(frame: av.VideoFrame, rate: Fraction, stream: av.video.stream
     if duration and stream.time_base is not None:
         return float(duration * stream.time_base)
     return float(1 / rate)
+
+
+def _codec_name(stream: av.stream.Stream) -> str:
+    """The stream's codec as FFmpeg names the format ("av1"), not the decoder that reads it ("libdav1d")."""
+    return str(stream.codec_context.codec.canonical_name)
 
 
 def _looks_like_video(data: bytes) -> bool:

@@ -2,7 +2,9 @@
 
 Segments carry their frames' global timestamps (frame k at k / fps) and have no B-frames, so joining them is
 copying packets one after the other. The sound is decoded from the source, cut sample by sample to the picture's
-time span, and encoded as AAC, so it stays in sync whatever the source's codec.
+time span (silence fills what it leaves, before or after), and encoded as AAC, so it stays in sync whatever the
+source's codec and lasts as long as the picture, never longer: however far from the picture a file puts its sound,
+at most the clip's length of it (silence included) is ever held.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import av
 import av.error
 import numpy as np
 
-from animegan.clip import ClipPlan, open_clip
+from animegan.clip import ClipPlan, open_clip, sound_stream
 
 H264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0"}  # no B-frames: segments join by plain pts
 AUDIO_CODEC: Final = "aac"
 AUDIO_BIT_RATE = 128_000
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+SILENCE_PIECE_SAMPLES = 65536  # silence is written this many samples at a time (256 KB of float32 a channel)
 VIDEO_MIME = "video/mp4"
 
 
@@ -102,12 +105,13 @@ def _audio_packets(
     """A function that adds an AAC stream to an output and returns it with the clip's sound encoded, or ``None``.
 
     The sound is cut to the output's time span (``plan.start`` to ``plan.start + plan.duration``) sample by
-    sample, and delayed with silence if it starts after the picture, so picture and sound stay in sync.
+    sample, delayed with silence if it starts after the picture, and padded with silence if it ends before, so
+    picture and sound stay in sync and last as long as each other.
     """
     with open_clip(data) as container:
-        if not container.streams.audio:
+        source = sound_stream(container)
+        if source is None:
             return None
-        source = container.streams.audio[0]
         rate = source.codec_context.sample_rate or 48000
         if rate not in AAC_RATES:
             rate = 48000
@@ -126,14 +130,13 @@ def _audio_packets(
         position: int | None = None  # samples of the output timeline
         with open_clip(data) as container:
             try:
-                for frame in container.decode(container.streams.audio[0]):
+                for frame in container.decode(container.streams.audio[0]):  # its codec checked above
                     for piece in resampler.resample(frame):
                         if position is None:
                             begins = piece.time if piece.time is not None else plan.start
                             position = round((begins - plan.start) * rate)
-                            if position > 0:
-                                _write_silence(fifo, position, layout, rate)
-                                written += position
+                            if position > 0:  # the sound starts after the picture: silence until then (or the end)
+                                written += _write_silence(fifo, min(position, wanted), layout, rate, written)
                         samples = piece.to_ndarray()
                         skip = max(0, -position) if position < 0 else 0
                         position += samples.shape[1]
@@ -145,6 +148,7 @@ def _audio_packets(
                         break
             except (av.error.InvalidDataError, av.error.EOFError):
                 pass
+        written += _write_silence(fifo, wanted - written, layout, rate, written)  # the sound ended before the picture
         frame_size = stream.codec_context.frame_size or 1024
         pts = 0
         while fifo.samples:
@@ -159,9 +163,14 @@ def _audio_packets(
     return add
 
 
-def _write_silence(fifo: av.AudioFifo, samples: int, layout: str, rate: int) -> None:
+def _write_silence(fifo: av.AudioFifo, samples: int, layout: str, rate: int, pts: int) -> int:
+    """Write ``samples`` of silence (none when not positive) in pieces of bounded size; how many were written."""
     channels = 2 if layout == "stereo" else 1
-    fifo.write(_audio_frame(np.zeros((channels, samples), np.float32), layout, rate, 0))
+    piece = np.zeros((channels, SILENCE_PIECE_SAMPLES), np.float32)
+    for offset in range(0, max(0, samples), SILENCE_PIECE_SAMPLES):
+        size = min(SILENCE_PIECE_SAMPLES, samples - offset)
+        fifo.write(_audio_frame(piece[:, :size], layout, rate, pts + offset))
+    return max(0, samples)
 
 
 def _audio_frame(samples: np.ndarray, layout: str, rate: int, pts: int) -> av.AudioFrame:

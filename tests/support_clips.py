@@ -1,6 +1,7 @@
 """Clips the tests make themselves from the example photos: pans and zooms with a sine tone, a GIF, a round 1:1
 clip, a still clip, and the bad ones (truncated, audio only, 8K, a header claiming 10 hours, VFR, 10-bit,
-rotated). Written with PyAV; nothing is downloaded.
+rotated, 8K frames behind a small header, a container or codec outside the allow-list). Written with PyAV; nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -188,6 +189,60 @@ def make_8k() -> bytes:
         frame.pts = 0
         out.mux(video.encode(frame))
         out.mux(video.encode(None))
+    return buffer.getvalue()
+
+
+def _black_frames(codec: str, size: tuple[int, int], first: int, count: int, fps: int) -> list[av.Packet]:
+    """``count`` black frames of ``size`` (W, H) encoded alone with ``codec``, their pts from ``first`` (1 / fps)."""
+    encoder = av.CodecContext.create(codec, "w")
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, fps)
+    encoder.framerate = Fraction(fps)
+    packets: list[av.Packet] = []
+    for index in range(first, first + count):
+        frame = av.VideoFrame(size[0], size[1], "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts = index
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    return packets
+
+
+def make_growing_clip(
+    small: tuple[int, int] = (320, 240), big: tuple[int, int] = (7680, 4320), small_frames: int = 6, fps: int = 12
+) -> bytes:
+    """A VP8 WebM whose header and first ``small_frames`` frames are ``small`` (W, H) and whose last frame is ``big``.
+
+    VP8 key frames carry their own size and the decoder follows them, so only decoding reveals the big frame: two
+    encoders' packets put one after the other in one stream.
+    """
+    packets = _black_frames("libvpx", small, 0, small_frames, fps) + _black_frames("libvpx", big, small_frames, 1, fps)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = small[0], small[1], "yuv420p"
+        for packet in packets:
+            packet.stream = stream
+            packet.time_base = Fraction(1, fps)
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def make_other_clip(container_format: str, codec: str, frames: int = 3, fps: int = 12) -> bytes:
+    """A tiny black clip of ``codec`` in ``container_format`` (for what is outside the allow-lists)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return buffer.getvalue()
 
 

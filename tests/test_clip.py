@@ -21,10 +21,12 @@ from animegan.clip import (
     NO_VIDEO,
     NOT_A_CLIP,
     ClipLimits,
+    ClipPlan,
     UnsupportedClip,
     cut_note,
     read_frames,
     scan,
+    to_rgb,
 )
 from animegan.engine import Engine
 from animegan.errors import ImageTooLarge
@@ -38,9 +40,12 @@ from tests.support_clips import (
     make_8k,
     make_audio_only,
     make_gif,
+    make_growing_clip,
     make_mp4,
+    make_other_clip,
     make_webm,
     pan_frames,
+    remux,
     still_frames,
     zoom_frames,
 )
@@ -200,6 +205,56 @@ def test_bad_clips_get_plain_messages(negative: NegativeEngine) -> None:
         assert raised.value.message == message
     with pytest.raises(ImageTooLarge, match="7680x4320"):
         negative.stylize_clip_bytes(make_8k(), "shinkai", faces=False)
+
+
+def test_sound_an_hour_after_the_picture_is_padded_to_the_clip_and_no_further(negative: NegativeEngine) -> None:
+    """Issue 20, point 9: an hour of silence was built (or av.error.ArgumentError) before the sound was cut."""
+    late = make_mp4(still_frames(example(), (128, 96)), 12, 12, audio_seconds=1.0, audio_delay=3600.0)
+    clip = remux(late, "matroska")
+    out = describe(negative.stylize_clip_bytes(clip, "shinkai", faces=False).data)
+    assert out["frames"] == 12 and out["has_audio"]
+    assert abs(out["audio_seconds"] - 1.0) <= 1 / 12, "the sound lasts as long as the picture"
+    assert onset(out["audio_pcm"], out["audio_rate"]) == float("inf"), "silence: the tone starts after the clip"
+
+
+def test_a_sound_ending_early_is_padded_to_the_clip(negative: NegativeEngine) -> None:
+    clip = make_mp4(still_frames(example(), (128, 96)), 24, 12, audio_seconds=0.5, audio_delay=0.25)
+    out = describe(negative.stylize_clip_bytes(clip, "shinkai", faces=False).data)
+    assert abs(out["audio_seconds"] - 2.0) <= 1 / 12
+    assert abs(onset(out["audio_pcm"], out["audio_rate"]) - 0.25) <= 1 / 12
+
+
+def test_frames_larger_than_the_header_are_refused_before_they_are_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, point 10: 8K frames behind a 320x240 header were decoded and converted at full size."""
+    clip = make_growing_clip()
+    with av.open(io.BytesIO(clip)) as container:
+        header = container.streams.video[0].codec_context
+        assert (header.width, header.height) == (320, 240), "the header hides the big frame"
+    converted: list[tuple[int, int]] = []
+    real_to_rgb = to_rgb
+
+    def recording_to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.ndarray:
+        converted.append((frame.width, frame.height))
+        return real_to_rgb(frame, size, rotation)
+
+    monkeypatch.setattr("animegan.clip.to_rgb", recording_to_rgb)
+    with pytest.raises(UnsupportedClip, match="3840x2160"):
+        scan(clip, ClipLimits())
+    plan = ClipPlan(width=320, height=240, fps_num=12, fps_den=1, frames=7, start=0.0)  # as if the plan had passed
+    with pytest.raises(UnsupportedClip, match="3840x2160"):
+        list(read_frames(clip, plan))
+    assert converted and max(width * height for width, height in converted) == 320 * 240
+
+
+@pytest.mark.parametrize(
+    ("container_format", "codec"), [("avi", "mpeg4"), ("matroska", "ffv1")], ids=["avi-demuxer", "ffv1-codec"]
+)
+def test_containers_and_codecs_outside_the_allow_lists_get_a_plain_message(container_format: str, codec: str) -> None:
+    clip = make_other_clip(container_format, codec)
+    assert len(list(frames_of(clip))) == 3, "FFmpeg itself reads it"
+    with pytest.raises(UnsupportedClip) as raised:
+        scan(clip, ClipLimits())
+    assert raised.value.message == NOT_A_CLIP
 
 
 def test_a_truncated_faststart_clip_gives_what_was_received(negative: NegativeEngine) -> None:
