@@ -51,9 +51,7 @@ def lightness(image: Tensor) -> Tensor:
     return (rgb_to_lab(image)[:, :1] / LAB_LIGHTNESS_MAX).clamp(0.0, 1.0)
 
 
-def tile_histograms(
-    light: Tensor, grid: tuple[int, int] = CLAHE_GRID_SIZE, bins: int = HISTOGRAM_BINS
-) -> Tensor:
+def tile_histograms(light: Tensor, grid: tuple[int, int] = CLAHE_GRID_SIZE, bins: int = HISTOGRAM_BINS) -> Tensor:
     """Pixel counts per tile and lightness bin, summed over the batch.
 
     Args:

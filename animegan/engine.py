@@ -118,11 +118,16 @@ class Engine:
             key = converted_path(model, self.weights_dir).stem
             photos = calibration_photos(self.calibration_dir)
             multiple = size_multiple(model)
-            fast = to_generator_range(optimize(
-                lambda: build_generator(model, self.weights_dir), key, self.precision, self.weights_dir,
-                lambda: calibration_set(photos, multiple),
-                calibration_digest(photos),
-            ))
+            fast = to_generator_range(
+                optimize(
+                    lambda: build_generator(model, self.weights_dir),
+                    key,
+                    self.precision,
+                    self.weights_dir,
+                    lambda: calibration_set(photos, multiple),
+                    calibration_digest(photos),
+                )
+            )
             self._generators[model.name] = lambda image: run_tiled(
                 fast,
                 image,
@@ -155,8 +160,14 @@ class Engine:
             report("finding_faces", 0.0)
             found = self._detector.detect(image)
         result = stylize_image(
-            image, scene, faces=found, face_model=face_model, finish=chosen.finish, strength=strength,
-            scene_side=self.scene_side, report=report,
+            image,
+            scene,
+            faces=found,
+            face_model=face_model,
+            finish=chosen.finish,
+            strength=strength,
+            scene_side=self.scene_side,
+            report=report,
         )
         return result, len(found)
 
@@ -223,17 +234,25 @@ class Engine:
         face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None
         stop = min(stop, plan.frames)
         frames = stylize_frames(
-            read_frames(data, plan, first, stop), plan, first, scene, face_model=face_model,
-            finish=chosen.finish, strength=strength, scene_side=self.scene_side,
-            report=on_stage or no_stage_report, total=stop - first,
+            read_frames(data, plan, first, stop),
+            plan,
+            first,
+            scene,
+            face_model=face_model,
+            finish=chosen.finish,
+            strength=strength,
+            scene_side=self.scene_side,
+            report=on_stage or no_stage_report,
+            total=stop - first,
         )
         return encode_segment(frames, plan, first)
 
     def join_clip(self, data: bytes, plan: ClipPlan, segments: list[tuple[int, bytes]]) -> Stylized:
         """The finished clip: the segments in order with the source's sound (H.264 MP4, faststart)."""
         most_faces = max((len(frame) for frame in plan.faces), default=0)
-        return Stylized(join_segments(data, plan, segments), VIDEO_MIME, plan.width, plan.height, plan.notes,
-                        faces=most_faces)
+        return Stylized(
+            join_segments(data, plan, segments), VIDEO_MIME, plan.width, plan.height, plan.notes, faces=most_faces
+        )
 
     def stylize_clip_bytes(
         self,
@@ -279,7 +298,9 @@ class Stylizer:
             return self.engine.stylize_bytes(photo, self.style, strength, faces).data
         pixels = np.asarray(photo.convert("RGB")) if isinstance(photo, Image.Image) else photo
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise ValueError(f"expected RGB pixels of shape (H, W, 3) and dtype uint8, got {pixels.shape} {pixels.dtype}")
+            raise ValueError(
+                f"expected RGB pixels of shape (H, W, 3) and dtype uint8, got {pixels.shape} {pixels.dtype}"
+            )
         result, _ = self.engine.stylize(to_tensor(pixels), self.style, strength, faces)
         out = to_uint8(result)
         return Image.fromarray(out) if isinstance(photo, Image.Image) else out

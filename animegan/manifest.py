@@ -1,6 +1,7 @@
 """The weights manifest: which weight files exist, which styles they make, and which are installed.
 
-Reads ``weights/manifest.toml`` and looks at the weights folder; imports no torch, so front ends can list styles cheaply.
+Reads ``weights/manifest.toml`` and looks at the weights folder; imports no torch, so front ends can list styles
+cheaply.
 """
 
 from __future__ import annotations

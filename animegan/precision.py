@@ -161,7 +161,8 @@ def optimize(
     """A runner of the module ``build_module`` makes ([-1, 1] in and out, (B, 3, H, W)) at ``precision``.
 
     "fp32" is eager PyTorch; "bf16" is OpenVINO with bf16 maths where the CPU has it (fp32 elsewhere); "int8" is
-    OpenVINO with INT8 convolutions, built from ``calibration`` photos the first time; "auto" is bf16 on CPUs with native bf16 and int8 on the others.
+    OpenVINO with INT8 convolutions, built from ``calibration`` photos the first time; "auto" is bf16 on CPUs with
+    native bf16 and int8 on the others.
     """
     chosen = resolve(precision)
     if chosen == "fp32":

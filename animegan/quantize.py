@@ -153,15 +153,19 @@ def hoist_quantizers_above_pads(model: openvino.Model) -> int:
         if quantizer.get_type_name() != "FakeQuantize":
             continue
         pads, source = [], quantizer.input_value(0)
-        while (source.get_node().get_type_name() == "Pad" and len(source.get_target_inputs()) == 1
-               and source.get_node().get_attributes()["pad_mode"] in COPYING_PAD_MODES):
+        while (
+            source.get_node().get_type_name() == "Pad"
+            and len(source.get_target_inputs()) == 1
+            and source.get_node().get_attributes()["pad_mode"] in COPYING_PAD_MODES
+        ):
             pads.append(source.get_node())
             source = source.get_node().input_value(0)
         if not pads:
             continue
         attributes = quantizer.get_attributes()
-        output = ops.fake_quantize(source, *(quantizer.input_value(i) for i in range(1, 5)), attributes["levels"],
-                                   attributes["auto_broadcast"]).output(0)
+        output = ops.fake_quantize(
+            source, *(quantizer.input_value(i) for i in range(1, 5)), attributes["levels"], attributes["auto_broadcast"]
+        ).output(0)
         for pad in reversed(pads):
             output = ops.pad(output, pad.input_value(1), pad.input_value(2), pad.get_attributes()["pad_mode"]).output(0)
         for reader in list(quantizer.output(0).get_target_inputs()):
@@ -177,6 +181,9 @@ def fidelity_db(candidate: openvino.Model, reference: openvino.Model, images: Se
 
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
-    run_candidate, run_reference = core.compile_model(candidate, "CPU", config), core.compile_model(reference, "CPU", config)
+    run_candidate, run_reference = (
+        core.compile_model(candidate, "CPU", config),
+        core.compile_model(reference, "CPU", config),
+    )
     errors = [float(np.mean((run_candidate(image)[0] - run_reference(image)[0]) ** 2)) for image in images]
     return psnr_db(float(np.mean(errors)))

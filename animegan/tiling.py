@@ -65,9 +65,7 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return [*starts, length - tile]
 
 
-def run_tiled(
-    generator: ImageFn, image: Tensor, tile: int = 512, overlap: int = 64, multiple: int = 8
-) -> Tensor:
+def run_tiled(generator: ImageFn, image: Tensor, tile: int = 512, overlap: int = 64, multiple: int = 8) -> Tensor:
     """``generator`` over overlapping tiles of ``image``, blended with linear ramps in the overlaps.
 
     Memory is bounded by the tile size (plus the output canvas), whatever the image size. An image that fits in one

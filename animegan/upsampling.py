@@ -29,8 +29,10 @@ def generator_size(height: int, width: int, max_side: int, multiple: int = 8) ->
     The aspect ratio is kept to within ``multiple`` px, H and W are multiples of it.
     """
     scale = min(1.0, max_side / max(height, width))
-    return (max(multiple, round(height * scale / multiple) * multiple),
-            max(multiple, round(width * scale / multiple) * multiple))
+    return (
+        max(multiple, round(height * scale / multiple) * multiple),
+        max(multiple, round(width * scale / multiple) * multiple),
+    )
 
 
 def guided_upsample(small: Tensor, guide: Tensor) -> Tensor:

@@ -145,12 +145,14 @@ class ConvNormLReLU(nn.Sequential):
     """Reflection pad, conv (no bias), norm, LeakyReLU(0.2). Shapes: (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: nn.Module) -> None:
-        super().__init__(OrderedDict(
-            pad=nn.ReflectionPad2d(reflect_padding(kernel_size, stride)),
-            conv=nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, bias=False),
-            norm=norm,
-            act=nn.LeakyReLU(LEAKY_RELU_SLOPE),
-        ))
+        super().__init__(
+            OrderedDict(
+                pad=nn.ReflectionPad2d(reflect_padding(kernel_size, stride)),
+                conv=nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, bias=False),
+                norm=norm,
+                act=nn.LeakyReLU(LEAKY_RELU_SLOPE),
+            )
+        )
 
 
 class ExternalAttention(nn.Module):
@@ -210,25 +212,31 @@ class AnimeGANv3Generator(nn.Module):
 
         self.encoder = nn.ModuleList([nn.Sequential(block(RGB_CHANNELS, w[0], kernel=STEM_KERNEL))])
         for start, end in pairwise(w):  # the stride-2 block keeps the width, the next one widens
-            self.encoder.append(nn.Sequential(
-                block(start, start, stride=DOWNSAMPLE_STRIDE),
-                block(start, end),
-                *(block(end, end) for _ in range(depth - 2)),
-            ))
+            self.encoder.append(
+                nn.Sequential(
+                    block(start, start, stride=DOWNSAMPLE_STRIDE),
+                    block(start, end),
+                    *(block(end, end) for _ in range(depth - 2)),
+                )
+            )
         attention_norm = make_norm(config.attention_norm, w[-1], config.attention_norm_eps)
         self.attention = ExternalAttention(w[-1], config.attention_memory, attention_norm)
         self.decoder = nn.ModuleList()
         for stage, (start, end) in enumerate(pairwise(reversed(w))):  # each ends at its skip's width
             last_kernel = config.last_kernel if stage == DECODER_STAGES - 1 else BLOCK_KERNEL
-            self.decoder.append(UpStage(
-                block(start, end),
-                *(block(end, end) for _ in range(depth - 2)),
-                block(end, end, kernel=last_kernel),
-            ))
-        self.out = nn.Sequential(OrderedDict(
-            pad=nn.ReflectionPad2d(reflect_padding(config.out_kernel, 1)),
-            conv=nn.Conv2d(w[0], RGB_CHANNELS, config.out_kernel, bias=False),
-        ))
+            self.decoder.append(
+                UpStage(
+                    block(start, end),
+                    *(block(end, end) for _ in range(depth - 2)),
+                    block(end, end, kernel=last_kernel),
+                )
+            )
+        self.out = nn.Sequential(
+            OrderedDict(
+                pad=nn.ReflectionPad2d(reflect_padding(config.out_kernel, 1)),
+                conv=nn.Conv2d(w[0], RGB_CHANNELS, config.out_kernel, bias=False),
+            )
+        )
         self.register_buffer("norm_eps", torch.tensor(config.norm_eps, dtype=torch.float64))
         self.register_buffer("attention_norm_eps", torch.tensor(config.attention_norm_eps, dtype=torch.float64))
         attention_norm_code = get_args(AttentionNorm).index(config.attention_norm)

@@ -85,9 +85,10 @@ def _fetch(model: ModelFile, target: Path, mirror: Path | None, progress: bool) 
         with requests.get(model.url, stream=True, timeout=DOWNLOAD_TIMEOUT_S) as response:
             response.raise_for_status()
             total = int(response.headers.get("content-length", 0)) or model.bytes
-            with target.open("wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, desc=model.file, disable=not progress
-            ) as bar:
+            with (
+                target.open("wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=model.file, disable=not progress) as bar,
+            ):
                 for chunk in response.iter_content(CHUNK_BYTES):
                     out.write(chunk)
                     bar.update(len(chunk))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
@@ -263,8 +263,11 @@ class Service:
         """How clips are cut and split, from the settings."""
         settings = self.settings
         return ClipSettings(
-            max_seconds=settings.clip_max_seconds, max_fps=settings.clip_max_fps, long_side=settings.clip_side,
-            chunk_frames=settings.clip_chunk_frames, chunks_in_flight=settings.clip_chunks_in_flight,
+            max_seconds=settings.clip_max_seconds,
+            max_fps=settings.clip_max_fps,
+            long_side=settings.clip_side,
+            chunk_frames=settings.clip_chunk_frames,
+            chunks_in_flight=settings.clip_chunks_in_flight,
         )
 
     async def keep_source(self, image: bytes, owner: str | None = None) -> str:

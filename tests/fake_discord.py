@@ -74,7 +74,40 @@ GUILD_INSTALL, USER_INSTALL = 0, 1
 GROUP_DM = 3
 # The locales Discord accepts in name_localizations / description_localizations.
 DISCORD_LOCALES = frozenset(
-    ["id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko"]
+    [
+        "id",
+        "da",
+        "de",
+        "en-GB",
+        "en-US",
+        "es-ES",
+        "es-419",
+        "fr",
+        "hr",
+        "it",
+        "lt",
+        "hu",
+        "nl",
+        "no",
+        "pl",
+        "pt-BR",
+        "ro",
+        "fi",
+        "sv-SE",
+        "vi",
+        "tr",
+        "cs",
+        "el",
+        "bg",
+        "ru",
+        "uk",
+        "hi",
+        "th",
+        "zh-CN",
+        "ja",
+        "zh-TW",
+        "ko",
+    ]
 )
 # Error codes
 UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE, UNKNOWN_INTERACTION = 10015, 10008, 10062
@@ -300,8 +333,14 @@ class FakeDiscord:
         if resolved:
             data["resolved"] = resolved
         return self._interaction(
-            user, APPLICATION_COMMAND, data, guild_id=guild_id, locale=locale, user_install=user_install,
-            group_dm=group_dm, command=command,
+            user,
+            APPLICATION_COMMAND,
+            data,
+            guild_id=guild_id,
+            locale=locale,
+            user_install=user_install,
+            group_dm=group_dm,
+            command=command,
         )
 
     def message_command(
@@ -326,8 +365,14 @@ class FakeDiscord:
             "resolved": {"messages": {target["id"]: target}},
         }
         return self._interaction(
-            user, APPLICATION_COMMAND, data, guild_id=guild_id, locale=locale, user_install=user_install,
-            group_dm=group_dm, command=command,
+            user,
+            APPLICATION_COMMAND,
+            data,
+            guild_id=guild_id,
+            locale=locale,
+            user_install=user_install,
+            group_dm=group_dm,
+            command=command,
         )
 
     def press_button(
@@ -644,7 +689,9 @@ class FakeDiscord:
     ) -> JsonDict:
         if command is not None:
             # Discord offers a command only where its registration allows it.
-            context = GUILD_CONTEXT if guild_id is not None else PRIVATE_CHANNEL_CONTEXT if user_install else BOT_DM_CONTEXT
+            context = (
+                GUILD_CONTEXT if guild_id is not None else PRIVATE_CHANNEL_CONTEXT if user_install else BOT_DM_CONTEXT
+            )
             installs = command.get("integration_types") or [GUILD_INSTALL]
             if (USER_INSTALL if user_install else GUILD_INSTALL) not in installs:
                 raise ValueError(f"{command['name']!r} is not installable that way (integration_types {installs})")

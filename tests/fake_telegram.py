@@ -148,7 +148,8 @@ class StoredFile:
 
 @dataclass
 class FakeTelegram:
-    """The fake server. Use as ``async with FakeTelegram() as telegram:``; give the bot ``base_url``/``base_file_url``."""
+    """The fake server. Use as ``async with FakeTelegram() as telegram:``; give the bot ``base_url`` and
+    ``base_file_url``."""
 
     token: str = field(default_factory=lambda: f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(26)}")
     bot_user: FakeUser = field(
@@ -306,8 +307,13 @@ class FakeTelegram:
         return self._queue_message(message)
 
     def send_video(
-        self, user: FakeUser, chat: FakeChat, data: bytes = b"\x00\x00\x00\x18ftypmp42", kind: str = "video",
-        size: tuple[int, int] = (640, 360), file_size: int | None = None,
+        self,
+        user: FakeUser,
+        chat: FakeChat,
+        data: bytes = b"\x00\x00\x00\x18ftypmp42",
+        kind: str = "video",
+        size: tuple[int, int] = (640, 360),
+        file_size: int | None = None,
     ) -> JsonDict:
         """``user`` sends a clip as a ``video``, an ``animation`` (a GIF, which Telegram turns into MP4) or a round
         ``video_note``; ``file_size`` overrides the reported size (to test limits cheaply)."""
@@ -346,15 +352,23 @@ class FakeTelegram:
             elif kind == "video":
                 stored = self._store(data, "videos/file.mp4")
                 message["video"] = {
-                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "width": 640,
-                    "height": 360, "duration": 3, "mime_type": "video/mp4", "file_size": len(data),
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": 640,
+                    "height": 360,
+                    "duration": 3,
+                    "mime_type": "video/mp4",
+                    "file_size": len(data),
                 }
             else:
                 _, name, mime = kind.split(":", 2)
                 stored = self._store(data, f"documents/{name}")
                 message["document"] = {
-                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_name": name,
-                    "mime_type": mime, "file_size": len(data),
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "file_name": name,
+                    "mime_type": mime,
+                    "file_size": len(data),
                 }
             if not sent:
                 self._add_caption(message, caption)
@@ -570,13 +584,18 @@ class FakeTelegram:
     def _clip(self, kind: str, data: bytes, params: JsonDict) -> JsonDict:
         """A stored clip as the server describes it (its size as the sender stated it)."""
         stored = self._store(data, f"{kind}s/file.mp4")
-        clip: JsonDict = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": len(data),
-                          "duration": int(params.get("duration") or 1)}
+        clip: JsonDict = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+            "duration": int(params.get("duration") or 1),
+        }
         if kind == "video_note":
             clip["length"] = int(params.get("length") or 240)
         else:
             clip.update(width=int(params.get("width") or 0), height=int(params.get("height") or 0))
         return clip
+
     def _send_media_group(self, params: JsonDict, files: dict[str, Upload]) -> list[JsonDict]:
         media = params.get("media")
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
@@ -614,8 +633,14 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: STICKER_PNG_DIMENSIONS")
         stored = self._store(data, "stickers/file.webp")
         return {
-            "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "type": "regular",
-            "width": size[0], "height": size[1], "is_animated": False, "is_video": False, "emoji": emoji,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "type": "regular",
+            "width": size[0],
+            "height": size[1],
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
         }
 
     def _create_new_sticker_set(self, params: JsonDict, files: dict[str, Upload]) -> bool:

@@ -33,7 +33,10 @@ ENGINE = "animegan:Engine"
 def front_end_settings(redis_server: RedisServer, weights_dir: Path, **overrides: Any) -> Settings:
     """A pure front end (no workers of its own) of the cluster on ``redis_server``."""
     values: dict[str, Any] = {
-        "weights_dir": weights_dir, "workers": 0, "engine_factory": ENGINE, "working_size": 256,
+        "weights_dir": weights_dir,
+        "workers": 0,
+        "engine_factory": ENGINE,
+        "working_size": 256,
         "job_timeout": REPLY_TIMEOUT,
     }
     return cluster_settings(redis_server.url, **(values | overrides))

@@ -289,7 +289,10 @@ async def test_slash_command_defers_then_shows_the_photo_with_style_buttons(bot:
     assert list(buttons) == [style.name for style in bot.service.styles()] + CONTROLS
     assert [len(row["components"]) for row in message["components"]][:-1] == [5] * (len(message["components"]) - 1)
     assert [button["label"] for button in message["components"][-1]["components"]] == [
-        "− strength", "+ strength", "Original", "Sticker"
+        "− strength",
+        "+ strength",
+        "Original",
+        "Sticker",
     ]
     assert (percent_of(buttons["less"]), percent_of(buttons["more"]), percent_of(buttons["orig"])) == (25, 75, 0)
     assert buttons["hayao"]["disabled"] is True
@@ -602,9 +605,8 @@ async def test_start_logs_no_voice_warnings(tmp_path: Path) -> None:
         "build_client(settings, Service(settings))\n"
         "logging.getLogger('discord').warning('client built')\n"
     )
-    started = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120
-    )
+    command = [sys.executable, "-c", code, str(tmp_path)]
+    started = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, cwd=REPO, timeout=120)
 
     assert started.returncode == 0, started.stderr
     assert "client built" in started.stderr  # the log is there, and shows...

@@ -80,9 +80,7 @@ async def test_user_installed_context_menu_in_a_server_without_the_bot(bot: Bot,
     fake = bot.fake
     stranger_guild = 1_300_000_000_000_000_777  # the bot is not a member: only the person's install counts
     target = fake.user_message(CARL, [upload(fake, photo)], guild_id=stranger_guild)
-    token = await fake.send(
-        fake.message_command(CARL, "Animefy", target, guild_id=stranger_guild, user_install=True)
-    )
+    token = await fake.send(fake.message_command(CARL, "Animefy", target, guild_id=stranger_guild, user_install=True))
     await finished(fake, token, "anime-shinkai.jpg")
 
 
@@ -116,7 +114,9 @@ async def test_sticker_button_sends_the_picture_as_a_512_px_webp_privately(bot: 
         b for row in message["components"] for b in row["components"] if b["custom_id"].endswith(":sticker")
     )
     press = await fake.send(fake.press_button(CARL, message, sticker_button["custom_id"], guild_id=fake.guild_id))
-    await fake.wait_until(lambda: any(image_of(m) for m in fake.followups(press)) or bool(fake.refused()), RESULT_TIMEOUT)
+    await fake.wait_until(
+        lambda: any(image_of(m) for m in fake.followups(press)) or bool(fake.refused()), RESULT_TIMEOUT
+    )
     assert not fake.refused()
     (reply,) = [m for m in fake.followups(press) if image_of(m)]
     assert reply["flags"] & EPHEMERAL

@@ -37,8 +37,13 @@ async def service(weights_dir: Path) -> AsyncIterator[Service]:
 
     os.environ[FRAME_DELAY_ENV] = "0.05"  # a few seconds per clip, so progress edits can be seen
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, discord_token=BOT_TOKEN, weights_dir=weights_dir, workers=1,
-        engine_factory=LOGGING_NEGATIVE_ENGINE, rate_limit_per_minute=0, clip_chunk_frames=4,
+        _env_file=None,
+        discord_token=BOT_TOKEN,
+        weights_dir=weights_dir,
+        workers=1,
+        engine_factory=LOGGING_NEGATIVE_ENGINE,
+        rate_limit_per_minute=0,
+        clip_chunk_frames=4,
     )
     try:
         async with Service(settings) as running:
@@ -66,7 +71,8 @@ async def bot(fake: FakeDiscord, service: Service) -> AsyncIterator[None]:
 
 def progress_texts(fake: FakeDiscord, token: str) -> list[str]:
     return [
-        call.body["content"] for call in fake.answers(token)
+        call.body["content"]
+        for call in fake.answers(token)
         if call.method == "PATCH" and isinstance(call.body, dict) and "frame" in (call.body.get("content") or "")
     ]
 
@@ -80,11 +86,14 @@ async def test_a_video_through_anime_comes_back_as_a_video_and_restyles(fake: Fa
     assert (out["codec"], out["frames"], out["has_audio"]) == ("h264", 24, True)
     assert any(text.startswith("Stylizing frame") for text in progress_texts(fake, token)), fake.answers(token)
 
-    press = await fake.send(fake.press_button(ADA, message, buttons_of(message)["orig"]["custom_id"],
-                                              guild_id=fake.guild_id))
+    press = await fake.send(
+        fake.press_button(ADA, message, buttons_of(message)["orig"]["custom_id"], guild_id=fake.guild_id)
+    )
     await fake.wait_until(
-        lambda: "Original" in (fake.original(token) or {}).get("content", "")
-        and "⏳" not in (fake.original(token) or {}).get("content", ""),
+        lambda: (
+            "Original" in (fake.original(token) or {}).get("content", "")
+            and "⏳" not in (fake.original(token) or {}).get("content", "")
+        ),
         RESULT_TIMEOUT,
     )
     again = describe(fake.file(image_of(fake.original(token))))

@@ -90,7 +90,10 @@ def test_errors_made_in_bot_are_said_in_the_persons_language() -> None:
     forms = [Translator("ru").say(person_busy_message(n)).split(" в очереди")[0] for n in (1, 21, 3, 5)]
     assert forms == ["У вас уже 1 фото", "У вас уже 21 фото", "У вас уже 3 фото", "У вас уже 5 фото"]
     assert [Translator("ru").say(retry_message(10, n)).rsplit(" ", 1)[1] for n in (1, 21, 3, 5)] == [
-        "секунду.", "секунду.", "секунды.", "секунд."
+        "секунду.",
+        "секунду.",
+        "секунды.",
+        "секунд.",
     ]
     assert Translator("es").say("The bot is busy right now. Please try again in a minute.").startswith("El bot")
     assert Translator("es").say("no such message") == "no such message"
@@ -103,8 +106,12 @@ def test_the_engines_refusals_are_said_in_the_persons_language() -> None:
     from animegan.errors import AnimeganError
     from animegan.images import decode_image
 
-    for refuse in (lambda: decode_image(b""), lambda: decode_image(b"not an image at all"),
-                   lambda: scan(b"", ClipLimits()), lambda: scan(b"\x00\x00\x00\x18ftypmp42", ClipLimits())):
+    for refuse in (
+        lambda: decode_image(b""),
+        lambda: decode_image(b"not an image at all"),
+        lambda: scan(b"", ClipLimits()),
+        lambda: scan(b"\x00\x00\x00\x18ftypmp42", ClipLimits()),
+    ):
         with pytest.raises(AnimeganError) as refusal:
             refuse()
         english = refusal.value.message

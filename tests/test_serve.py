@@ -90,8 +90,13 @@ async def serving(env: dict[str, str], port: int) -> AsyncIterator[list[str]]:
     Yields a list that holds the process's whole output once it has exited.
     """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output: list[str] = []
     try:

@@ -18,13 +18,17 @@ async def test_settings_chosen_before_a_restart_of_serve_hold_after_it(weights_d
         chat = telegram.private_chat(user)
         async with serving(env, port) as first_output:
             telegram.send_text(user, chat, "/settings")
-            await telegram.wait_until(lambda: any("Settings" in m.get("text", "") for m in telegram.bot_messages(chat.id)), REPLY_TIMEOUT)
+            await telegram.wait_until(
+                lambda: any("Settings" in m.get("text", "") for m in telegram.bot_messages(chat.id)), REPLY_TIMEOUT
+            )
             (panel,) = [m for m in telegram.bot_messages(chat.id) if "Settings" in m.get("text", "")]
             buttons = {b["text"]: b["callback_data"] for row in panel["reply_markup"]["inline_keyboard"] for b in row}
             telegram.press_button(user, panel, buttons["Español"])
             await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageText", chat.id)), REPLY_TIMEOUT)
             telegram.send_text(user, chat, "/style hayao")
-            await telegram.wait_until(lambda: any("Hayao" in m.get("text", "") for m in telegram.bot_messages(chat.id)), REPLY_TIMEOUT)
+            await telegram.wait_until(
+                lambda: any("Hayao" in m.get("text", "") for m in telegram.bot_messages(chat.id)), REPLY_TIMEOUT
+            )
 
         async with serving(env, port):  # a new process: only the data dir is shared
             help_request = telegram.send_text(user, chat, "/settings")

@@ -388,7 +388,7 @@ async def test_buttons_work_after_a_full_restart_on_the_same_data_dir(
         await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)), REPLY_TIMEOUT)
 
     assert telegram.message(chat.id, reply["message_id"])["caption"].startswith(other.title)
-    assert all(SOURCE_EXPIRED != call.params.get("text") for call in telegram.calls_to("answerCallbackQuery"))
+    assert all(call.params.get("text") != SOURCE_EXPIRED for call in telegram.calls_to("answerCallbackQuery"))
     assert not telegram.refused()
 
 

@@ -51,8 +51,10 @@ def settings_buttons(message: JsonDict) -> dict[str, str]:
 async def answered(telegram: FakeTelegram, count: int) -> None:
     """Wait for ``count`` button answers and the settings message edits that follow them."""
     await telegram.wait_until(
-        lambda: len(telegram.calls_to("answerCallbackQuery")) >= count
-        and len(telegram.calls_to("editMessageText")) >= count,
+        lambda: (
+            len(telegram.calls_to("answerCallbackQuery")) >= count
+            and len(telegram.calls_to("editMessageText")) >= count
+        ),
         REPLY_TIMEOUT,
     )
 
@@ -109,7 +111,7 @@ async def test_album_mixing_photos_with_a_video_and_a_text_file_answers_the_phot
 ) -> None:
     user = new_user()
     chat = telegram.private_chat(user)
-    items = photos(coffee, 2) + [("video", b"\x00\x00\x00\x18ftypmp42"), ("document:notes.txt:text/plain", b"hi")]
+    items = [*photos(coffee, 2), ("video", b"\x00\x00\x00\x18ftypmp42"), ("document:notes.txt:text/plain", b"hi")]
     async with bot(telegram, service):
         sent = telegram.send_album(user, chat, items)
         await telegram.wait_until(lambda: bool(telegram.calls_to("sendMediaGroup", chat.id)), REPLY_TIMEOUT)
@@ -179,7 +181,9 @@ async def test_settings_buttons_change_what_the_next_photo_gets_and_survive_a_re
         assert "Style: Shinkai" in panel["text"] and "Strength: 100%" in panel["text"]
         telegram.press_button(user, panel, settings_buttons(panel)[hayao.title])
         await answered(telegram, 1)
-        telegram.press_button(user, telegram.message(chat.id, panel["message_id"]), settings_buttons(panel)["− strength"])
+        telegram.press_button(
+            user, telegram.message(chat.id, panel["message_id"]), settings_buttons(panel)["− strength"]
+        )
         await answered(telegram, 2)
         panel = telegram.message(chat.id, panel["message_id"])
         assert "Style: Hayao" in panel["text"] and "Strength: 75%" in panel["text"]
@@ -263,7 +267,9 @@ async def test_language_chosen_in_settings_wins_over_the_apps(telegram: FakeTele
         await answered(telegram, 1)
         assert telegram.message(chat.id, panel["message_id"])["text"].startswith("このチャットの設定:")
         (help_reply,) = await replies(telegram, telegram.send_text(user, chat, "/help"))
-    assert help_reply["text"].startswith(Translator("ja")("Send a photo (or an image file: JPEG, PNG, WebP, HEIC) and I reply with its anime version."))
+    assert help_reply["text"].startswith(
+        Translator("ja")("Send a photo (or an image file: JPEG, PNG, WebP, HEIC) and I reply with its anime version.")
+    )
 
 
 @module_loop
@@ -294,7 +300,7 @@ async def test_forget_leaves_nothing_about_the_person_in_the_database(
         rows = [
             row
             for table in ("chat_settings", "owned_sources", "sticker_sets")
-            for row in db.execute(f"SELECT * FROM {table}")  # noqa: S608
+            for row in db.execute(f"SELECT * FROM {table}")
         ]
     assert rows == [(f"telegram:{bystander.id}", "hayao", 100, 1, None, rows[0][5])]  # only the other person
     with sqlite3.connect(tmp_path / "sources.sqlite3") as db:
@@ -337,7 +343,11 @@ async def test_two_front_ends_on_redis_share_the_settings(
 ) -> None:
     user = new_user()
     front_ends = [
-        Service(service_settings(service.settings.weights_dir, redis_url=redis_server.url, workers=0, data_dir=tmp_path / str(n)))
+        Service(
+            service_settings(
+                service.settings.weights_dir, redis_url=redis_server.url, workers=0, data_dir=tmp_path / str(n)
+            )
+        )
         for n in range(2)
     ]
     async with FakeTelegram() as first_server, FakeTelegram() as second_server:
@@ -369,11 +379,15 @@ async def test_sticker_button_makes_a_512_px_webp_and_the_pack_is_created_then_a
             sent = telegram.send_photo(user, chat, jpeg(np.roll(coffee, 50 * round_number, axis=1)))
             (reply,) = await replies(telegram, sent, kind="photo")
             telegram.press_button(user, reply, settings_buttons(reply)["🎨 Sticker"])
-            await telegram.wait_until(lambda: len(telegram.calls_to("sendSticker", chat.id)) == round_number, REPLY_TIMEOUT)
+            await telegram.wait_until(
+                lambda count=round_number: len(telegram.calls_to("sendSticker", chat.id)) == count, REPLY_TIMEOUT
+            )
             sticker_message = [m for m in telegram.bot_messages(chat.id) if "sticker" in m][-1]
             telegram.press_button(user, sticker_message, settings_buttons(sticker_message)["Add to my sticker pack"])
             await telegram.wait_until(
-                lambda: sum("Your sticker pack" in m.get("text", "") for m in telegram.bot_messages(chat.id)) == round_number,
+                lambda count=round_number: (
+                    sum("Your sticker pack" in m.get("text", "") for m in telegram.bot_messages(chat.id)) == count
+                ),
                 REPLY_TIMEOUT,
             )
 

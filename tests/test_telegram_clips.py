@@ -40,8 +40,12 @@ async def service(weights_dir: Path) -> AsyncIterator[Service]:
 
     os.environ[FRAME_DELAY_ENV] = "0.1"  # a few seconds per clip, so several status edits can be seen
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, weights_dir=weights_dir, workers=1, engine_factory=LOGGING_NEGATIVE_ENGINE,
-        clip_chunk_frames=4, job_timeout=REPLY_TIMEOUT,
+        _env_file=None,
+        weights_dir=weights_dir,
+        workers=1,
+        engine_factory=LOGGING_NEGATIVE_ENGINE,
+        clip_chunk_frames=4,
+        job_timeout=REPLY_TIMEOUT,
     )
     try:
         async with Service(settings) as running_service:
@@ -58,11 +62,13 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @asynccontextmanager
 async def bot(telegram: FakeTelegram, service: Service) -> AsyncIterator[None]:
-    settings = service.settings.model_copy(update={
-        "telegram_token": SecretStr(telegram.token),
-        "telegram_base_url": telegram.base_url,
-        "telegram_base_file_url": telegram.base_file_url,
-    })
+    settings = service.settings.model_copy(
+        update={
+            "telegram_token": SecretStr(telegram.token),
+            "telegram_base_url": telegram.base_url,
+            "telegram_base_file_url": telegram.base_file_url,
+        }
+    )
     async with running(build_application(settings, service), settings):
         yield
 
@@ -81,7 +87,11 @@ async def reply_with(telegram: FakeTelegram, message: dict[str, Any], kind: str)
 
 
 def frame_edits(telegram: FakeTelegram, chat_id: int) -> list[str]:
-    return [str(call.params["text"]) for call in telegram.calls_to("editMessageText", chat_id) if "frame" in str(call.params["text"])]
+    return [
+        str(call.params["text"])
+        for call in telegram.calls_to("editMessageText", chat_id)
+        if "frame" in str(call.params["text"])
+    ]
 
 
 @module_loop
@@ -103,7 +113,7 @@ async def test_each_kind_of_clip_comes_back_as_itself(
     async with bot(telegram, service):
         sent = telegram.send_video(user, chat, clip, kind=kind, size=size)
         answer = await reply_with(telegram, sent, kind)
-    (call,) = telegram.calls_to(method, chat.id)
+    assert len(telegram.calls_to(method, chat.id)) == 1
     out = describe(telegram.file_data(answer[kind]["file_id"]))
     assert (out["codec"], out["width"], out["height"], out["frames"]) == ("h264", size[0], size[1], 24)
     assert out["has_audio"] is audio
@@ -127,7 +137,9 @@ async def test_a_russian_speaker_follows_a_clip_in_russian(telegram: FakeTelegra
 
 
 @module_loop
-async def test_a_video_file_comes_back_as_a_file_and_a_gif_file_as_a_clip(telegram: FakeTelegram, service: Service) -> None:
+async def test_a_video_file_comes_back_as_a_file_and_a_gif_file_as_a_clip(
+    telegram: FakeTelegram, service: Service
+) -> None:
     user = new_user()
     chat = telegram.private_chat(user)
     movie = make_mp4(zoom_frames(example("rocket.jpg"), (128, 96), 12), 12, 12, audio_seconds=1.0)
@@ -163,7 +175,9 @@ async def test_a_broken_video_gets_a_plain_reply(telegram: FakeTelegram, service
         telegram.send_video(user, chat)  # a few bytes that only start like an MP4
 
         def answered() -> bool:
-            return any("damaged" in str(c.params.get("text", "")) for c in telegram.calls_to("editMessageText", chat.id))
+            return any(
+                "damaged" in str(c.params.get("text", "")) for c in telegram.calls_to("editMessageText", chat.id)
+            )
 
         await telegram.wait_until(answered, REPLY_TIMEOUT)
     assert not telegram.calls_to("sendVideo")
@@ -181,8 +195,13 @@ async def test_the_buttons_under_a_video_restyle_the_clip_in_place(telegram: Fak
         original = answer["reply_markup"]["inline_keyboard"][-1][0]
         assert original["text"].endswith("Original")
         telegram.press_button(user, answer, original["callback_data"])
-        await telegram.wait_until(lambda: bool(telegram.calls_to("editMessageMedia", chat.id)) and "video" in
-                                  telegram.message(chat.id, answer["message_id"]), REPLY_TIMEOUT)
+        await telegram.wait_until(
+            lambda: (
+                bool(telegram.calls_to("editMessageMedia", chat.id))
+                and "video" in telegram.message(chat.id, answer["message_id"])
+            ),
+            REPLY_TIMEOUT,
+        )
         await telegram.wait_until(
             lambda: telegram.message(chat.id, answer["message_id"]).get("caption", "").startswith("Original"),
             REPLY_TIMEOUT,

@@ -62,7 +62,8 @@ Object.defineProperty(HTMLProgressElement.prototype, "value", {
 });
 new MutationObserver(() => {
   const label = document.getElementById("progress-label");
-  if (label && label.textContent !== window.__labels[window.__labels.length - 1]) window.__labels.push(label.textContent);
+  const last = window.__labels[window.__labels.length - 1];
+  if (label && label.textContent !== last) window.__labels.push(label.textContent);
 }).observe(document, { subtree: true, childList: true, characterData: true });
 """
 

@@ -36,12 +36,15 @@ CARDS_READY = """
 """
 
 
-
 async def test_three_photos_chosen_at_once_give_three_result_cards(
     browser: Any, base_url: str, coffee: np.ndarray, astronaut: np.ndarray, tmp_path: Path
 ) -> None:
     files = []
-    for name, pixels, side in (("cup.jpg", coffee, 240), ("astronaut.jpg", astronaut, 200), ("wide.jpg", coffee[:200], 260)):
+    for name, pixels, side in (
+        ("cup.jpg", coffee, 240),
+        ("astronaut.jpg", astronaut, 200),
+        ("wide.jpg", coffee[:200], 260),
+    ):
         path = tmp_path / name
         path.write_bytes(jpeg_bytes(pixels, side))
         files.append(str(path))
@@ -108,7 +111,11 @@ async def test_the_page_speaks_the_browsers_language(browser: Any, base_url: str
     assert go == _("Animate my photo")  # set by the script, through t()
     assert drop == _("Drop a photo or a short video here")
     for english in (
-        "Drop a photo or a short video here", "Style strength", "Enhance faces", "No photo at hand", "Photo credits"
+        "Drop a photo or a short video here",
+        "Style strength",
+        "Enhance faces",
+        "No photo at hand",
+        "Photo credits",
     ):
         assert english not in body
     assert not errors, errors

@@ -127,20 +127,21 @@ async def test_the_page_uploads_a_clip_shows_frames_and_plays_the_result(browser
         assert await page.is_hidden("#compare")
         # it plays: time moves on in the result's player
         await page.wait_for_function(
-            "() => { const v = document.getElementById('clip-player'); return v.readyState >= 2 && v.currentTime > 0.2; }",
+            "() => { const v = document.getElementById('clip-player');"
+            " return v.readyState >= 2 && v.currentTime > 0.2; }",
             timeout=UI_WAIT_MS,
         )
-        size = await page.evaluate("() => [document.getElementById('clip-player').videoWidth, "
-                                   "document.getElementById('clip-player').videoHeight]")
+        size = await page.evaluate(
+            "() => [document.getElementById('clip-player').videoWidth, "
+            "document.getElementById('clip-player').videoHeight]"
+        )
         assert size == [256, 192]
         await page.evaluate("() => document.getElementById('clip-player').pause()")
         await visit.screenshot("11-clip-result.png")
         await page.click("#show-before")
         assert await page.get_attribute("#show-before", "aria-pressed") == "true"
         source = await page.evaluate("() => document.getElementById('clip-player').src")
-        await page.wait_for_function(
-            "() => document.getElementById('clip-player').readyState >= 2", timeout=UI_WAIT_MS
-        )
+        await page.wait_for_function("() => document.getElementById('clip-player').readyState >= 2", timeout=UI_WAIT_MS)
         await visit.screenshot("12-clip-before.png")
         assert source.startswith("blob:")
         labels: list[str] = await page.evaluate("window.__labels")

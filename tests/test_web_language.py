@@ -8,7 +8,7 @@ import re
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.service import Service
-from tests.test_web_api import error_of, job_form, photo, serving, service, settings  # noqa: F401 - fixtures
+from tests.test_web_api import error_of, job_form, photo, service, serving, settings  # noqa: F401 - fixtures
 
 TEXTS = re.compile(r'<script type="application/json" id="texts">(.*?)</script>', re.DOTALL)
 
@@ -25,7 +25,9 @@ async def test_api_errors_follow_accept_language(settings: Settings, service: Se
     assert russian["error"] == english["error"] == "too_large"  # codes stay the same for programs
 
 
-async def test_page_is_rendered_in_the_browsers_language_or_the_chosen_one(settings: Settings, service: Service) -> None:
+async def test_page_is_rendered_in_the_browsers_language_or_the_chosen_one(
+    settings: Settings, service: Service
+) -> None:
     async with serving(settings, service) as client:
         japanese = await (await client.get("/", headers={"Accept-Language": "de;q=0.9, ja;q=0.8"})).text()
         response = await client.get("/?lang=es", headers={"Accept-Language": "ja"})
