@@ -11,6 +11,9 @@ The engine stylizes a clip in three steps that may run in different processes (`
 
 Output frame k shows the source frame on screen at ``start + k / fps``: dropping frames to the rate cap, or
 resampling a variable frame rate, keeps every frame at its own time, so the sound stays in sync.
+
+Over 400 lines on purpose: the checks (limits, allow-listed containers and codecs, every frame's size) and the
+reading they guard are one concept; split, each half would be read only with the other.
 """
 
 from __future__ import annotations
@@ -406,8 +409,10 @@ def _frame_seconds(frame: av.VideoFrame, rate: Fraction, stream: av.video.stream
 
 
 def _codec_name(stream: av.stream.Stream) -> str:
-    """The stream's codec as FFmpeg names the format ("av1"), not the decoder that reads it ("libdav1d")."""
-    return str(stream.codec_context.codec.canonical_name)
+    """The stream's codec as FFmpeg names the format ("av1"), not the decoder that reads it ("libdav1d"); "" when
+    FFmpeg has no decoder for it (the stream then has no codec context at all)."""
+    context = stream.codec_context
+    return "" if context is None else str(context.codec.canonical_name)
 
 
 def _looks_like_video(data: bytes) -> bool:

@@ -10,6 +10,9 @@ The network follows TachibanaYoshino/AnimeGANv3 (``net/generator.py``, ``tools/o
 with reflection pads, an external-attention bottleneck and TF1 bilinear upsampling. The released
 ONNX graphs hold only the "main" path, with TF scope names, so the converter maps
 ``generator/base/Conv_7`` and the like to this module's keys.
+
+Over 400 lines on purpose: the network and the converter of its weight files belong together (the converter
+names every layer the network declares), as in the AnimeGANv2 ``model.py`` this project follows.
 """
 
 from __future__ import annotations

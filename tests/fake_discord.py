@@ -12,6 +12,9 @@ sent. Every request is recorded as an ``ApiCall``.
 The test drives people: ``upload``, ``user_message``, ``slash_command``, ``message_command``, ``press_button``
 build ``INTERACTION_CREATE`` payloads and ``send`` dispatches them. Point discord.py at it by setting
 ``discord.http.Route.BASE = fake.api_base`` and ``DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)``.
+
+Over 400 lines on purpose: one fake of one platform's protocol (REST, gateway, webhooks, CDN), whose parts
+share one state.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ over 64 bytes, photos it can't decode). Every call is recorded as an ``ApiCall``
 The test drives people: ``send_photo``, ``send_document``, ``send_text``, ``press_button`` ... queue updates as if
 a person did it in the app. Pillow is allowed here (tests), to read sizes and make the smaller photo sizes the real
 server derives from every photo.
+
+Over 400 lines on purpose: one fake of one platform's protocol (Bot API methods, updates, webhook, files),
+whose parts share one state.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ discord.py's REST base (``Route.BASE``) and gateway URL (``DiscordWebSocket.DEFA
 with no constructor option in 2.7, so the test points them at ``tests/fake_discord.py`` for its duration. The
 client logs in, syncs its commands, connects to the gateway, and answers ``INTERACTION_CREATE`` payloads with
 real HTTP calls; the photos go through the real ``Service`` and its worker running the real generators.
+
+Over 400 lines on purpose: the front end's core scenarios share one module-scoped service and fake Discord
+(the chat features are in ``test_discord_chat_features``, clips in ``test_discord_clips``).
 """
 
 from __future__ import annotations

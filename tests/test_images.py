@@ -1,4 +1,7 @@
-"""Decoding uploads that are broken, huge, animated, CMYK, 16-bit, transparent, rotated, HEIC or colour-managed."""
+"""Decoding uploads that are broken, huge, animated, CMYK, 16-bit, transparent, rotated, HEIC or colour-managed.
+
+Over 400 lines on purpose: one test per kind of upload people send, each small.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 driving the real ``Service`` whose pool runs the real engine on real weights.
 
 Pure helpers (callback data, keyboard, status lines, token redaction) are tested first, without any server.
+
+Over 400 lines on purpose: the front end's core scenarios share one module-scoped service and fake server
+(the chat features are in ``test_telegram_chat_features``, clips in ``test_telegram_clips``).
 """
 
 from __future__ import annotations

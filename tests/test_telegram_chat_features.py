@@ -1,6 +1,9 @@
 """Telegram chat features end to end: albums, /settings kept across restarts (SQLite, and Redis shared by two
 front ends), replies in the person's language, /forget. The real python-telegram-bot against the fake Bot API
-server, the real service and engine (fixtures and helpers from ``test_telegram``)."""
+server, the real service and engine (fixtures and helpers from ``test_telegram``).
+
+Over 400 lines on purpose: each feature's scenario shares the fixtures of ``test_telegram``.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 One real service (one worker process, real weights, 256 px working size) is shared by the module; apps with other
 settings (an API key, small limits) are built on it where only the web layer's settings matter.
+
+Over 400 lines on purpose: every route's scenarios share the module's one real service.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Each test starts from a fresh page. Screenshots of the main states go to ``test-artifacts/`` (gitignored).
 Without Chromium the tests skip, except in CI (CI=true) where they fail.
+
+Over 400 lines on purpose: the page's scenarios share one browser and server.
 """
 
 from __future__ import annotations
