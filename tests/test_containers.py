@@ -88,7 +88,8 @@ def stack(podman: dict[str, str], weights_mirror: Path, tmp_path: Path) -> Itera
         "ANIMEBOT_LEASE_SECONDS": "3",
         "ANIMEBOT_TEST_WEIGHTS_MIRROR": str(weights_mirror),
     }
-    env["ANIMEBOT_REDIS_URL"] = f"redis://127.0.0.1:{env['ANIMEBOT_REDIS_PORT']}/0"
+    env["ANIMEBOT_REDIS_PASSWORD"] = secrets.token_hex(16)
+    env["ANIMEBOT_REDIS_HOST"] = "127.0.0.1"
     compose = [
         *(compose_command() or []),
         "-p",
@@ -137,6 +138,21 @@ def consumers_by_container(env: dict[str, str]) -> dict[str, str]:
         if match:
             found[name] = match.group(1)
     return found
+
+
+def memory_limits(env: dict[str, str]) -> dict[str, int]:
+    """Each of the project's containers' memory limit in bytes (0: none)."""
+    limits = {}
+    for name in containers(env, env["COMPOSE_PROJECT_NAME"]):
+        inspected = subprocess.run(
+            ["podman", "inspect", "--format", "{{.HostConfig.Memory}}", name],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        limits[name] = int(inspected.stdout.strip())
+    return limits
 
 
 def weights_job_state(env: dict[str, str]) -> str:
@@ -193,7 +209,18 @@ async def test_compose_stack_answers_a_photo_even_when_its_worker_container_is_k
     await wait_ready(stack, base, workers=2)
     consumers = consumers_by_container(stack)
     assert len(consumers) == 2, consumers
-    client = redis.Redis(host="127.0.0.1", port=int(stack["ANIMEBOT_REDIS_PORT"]))
+    port = int(stack["ANIMEBOT_REDIS_PORT"])
+    with pytest.raises(redis.AuthenticationError):  # compose's Redis asks for the password
+        redis.Redis(host="127.0.0.1", port=port).ping()
+    client = redis.Redis(host="127.0.0.1", port=port, password=stack["ANIMEBOT_REDIS_PASSWORD"])
+    assert client.config_get("maxmemory")["maxmemory"] == str(1024**3)
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    (redis_container,) = containers(stack, stack["COMPOSE_PROJECT_NAME"], "redis")
+    healthcheck = ["podman", "healthcheck", "run", redis_container]  # it passes the password
+    checked = await asyncio.to_thread(subprocess.run, healthcheck, env=stack, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    limits = memory_limits(stack)
+    assert len(limits) == 5 and all(limits.values()), limits  # every service has a memory limit
     async with aiohttp.ClientSession() as http:
         form = aiohttp.FormData()
         form.add_field("image", jpeg_bytes(astronaut, 1024), filename="astronaut.jpg", content_type="image/jpeg")
