@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the web UI and API bind.")
     port: int = Field(8080, description="Port of the web UI and API.")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API requires it (header X-API-Key).")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Addresses or networks of the load balancers in front of the web UI and API, whose "
+        "X-Forwarded-For is believed (empty: none; each client is then the address it connects from).",
+    )
 
     # Engine
     default_style: str = Field("shinkai", description="Style used when a person names none.")

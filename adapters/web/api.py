@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from adapters.web.clients import client_address
 from adapters.web.jobform import MESSAGE_BAD_FORM, MESSAGE_SOURCE_EXPIRED, ApiError, read_job_form
 from adapters.web.models import API_KEY_HEADER, API_PREFIX, ApiModel, Job, Progress, Result, Style, StyleList
 from adapters.web.openapi import openapi_document
@@ -120,8 +121,9 @@ def style_list(styles: list[InstalledStyle], default: str) -> StyleList:
 
 
 def client_key(request: web.Request) -> str:
-    """Who is asking, for the service's fairness and rate limit: ``web:<address>``."""
-    return f"{WEB_USER_PREFIX}{request.remote or 'unknown'}"
+    """Who is asking, for the service's fairness and rate limit: ``web:<address>`` (behind trusted proxies, the
+    address they forwarded)."""
+    return f"{WEB_USER_PREFIX}{client_address(request, request.app[SETTINGS].trusted_proxies)}"
 
 
 def find_job(request: web.Request) -> WebJob:
