@@ -36,6 +36,7 @@ from bot.jobs import (
     QueueFull,
 )
 from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, run_worker
+from bot.worker_environment import start_without_secrets
 from bot.worker_process import TIMED_OUT, WorkerProcess
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ class InferencePool:
             daemon=True,
         )
         try:
-            await asyncio.to_thread(process.start)
+            await asyncio.to_thread(start_without_secrets, process)
         finally:
             there.close()  # the child holds its own copy; ours would keep the pipe open after the child dies
         worker = WorkerProcess(process, here, self._loop, self._on_exit)
