@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")
+    task_failures: int = Field(
+        5,
+        ge=1,
+        description="Failures in a row of a long-lived task (a chat front end, a Redis loop) before the "
+        "process gives up and exits non-zero (see README, Supervision).",
+    )
+    task_backoff: float = Field(
+        1.0, gt=0, description="Seconds before a failed long-lived task is restarted; doubled at each failure in a row."
+    )
 
     # Clips (videos, GIFs, video notes)
     clip_max_seconds: float = Field(20.0, gt=0, description="Longest clip drawn, in seconds; longer ones are cut.")

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from bot.jobs import JobStage
 from bot.service import Service
+from bot.supervision import Supervisor
 
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160)
 
@@ -62,6 +63,20 @@ class ServiceCollector(Collector):
             )
         if "restarts" in stats:
             yield CounterMetricFamily("animebot_worker_restarts", "Worker processes replaced.", value=stats["restarts"])
+        yield from task_metrics(self._service.supervisor)
+
+
+def task_metrics(supervisor: Supervisor) -> Iterator[Metric]:
+    """``animebot_task_up`` and ``animebot_task_restarts_total`` of every supervised task (``bot/supervision.py``)."""
+    up = GaugeMetricFamily("animebot_task_up", "1 while a long-lived task is up, 0 while it is down.", labels=["task"])
+    restarts = CounterMetricFamily(
+        "animebot_task_restarts", "Unexpected failures of a long-lived task (each one restarted).", labels=["task"]
+    )
+    for name, state in sorted(supervisor.tasks.items()):
+        up.add_metric([name], int(state.up))
+        restarts.add_metric([name], state.restarts)
+    yield up
+    yield restarts
 
 
 @dataclass(frozen=True)

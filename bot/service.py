@@ -16,11 +16,22 @@ from bot.clips import ClipJob, ClipSettings, looks_like_clip
 from bot.config import Settings
 from bot.disk_cache import DiskSourceCache
 from bot.i18n import N_, Text
-from bot.jobs import JobError, JobHandle, JobKind, JobQueue, JobRejected, JobRequest, JobResult, PersonQueueFull
+from bot.jobs import (
+    JobError,
+    JobHandle,
+    JobKind,
+    JobQueue,
+    JobRejected,
+    JobRequest,
+    JobResult,
+    PersonQueueFull,
+    RateLimited,
+)
 from bot.limits import AccessList, RateLimiter
 from bot.orders import SOURCE_EXPIRED, Accepted, Order, SourceExpired
 from bot.pool import InferencePool, PoolConfig
 from bot.settings_store import FULL_STRENGTH, ChatSettings, SettingsStore, SqliteSettingsStore
+from bot.supervision import Supervisor
 
 if TYPE_CHECKING:
     from bot.cluster.shared import RedisRateLimiter, RedisSources
@@ -92,11 +103,12 @@ class Service:
         chat_settings: SettingsStore | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = Supervisor.from_settings(settings)  # the process's long-lived tasks (bot/supervision.py)
         self.shared: tuple[RedisSources, RedisRateLimiter] | None = None  # in Redis, for every front end
         if queue is None and settings.redis_url is not None:
             from bot.cluster.shared import front_end
 
-            queue, redis_sources, redis_limiter = front_end(settings)
+            queue, redis_sources, redis_limiter = front_end(settings, self.supervisor)
             self.shared = (redis_sources, redis_limiter)
         self._owned_sources: DiskSourceCache | None = None
         if sources is None and self.shared is not None:
@@ -248,10 +260,11 @@ class Service:
             handle = await self._enqueue(checked)
             self.limiter.record(checked.user)
             return handle, checked
-        limiter = self.shared[1]
-        await limiter.check(checked.user)
-        handle = await self._enqueue(checked)
-        await limiter.record(checked.user)
+        try:  # one script checks the shared rate limit, admits and counts the job (bot/cluster/lua/admit.lua)
+            handle = await self._enqueue(checked)
+        except RateLimited:
+            self.shared[1].refused += 1
+            raise
         return handle, checked
 
     async def _enqueue(self, request: JobRequest) -> JobHandle:

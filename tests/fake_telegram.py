@@ -215,13 +215,13 @@ class FakeTelegram:
         await self.stop()
 
     async def start(self) -> None:
-        """Listen on 127.0.0.1 at a free port."""
+        """Listen on 127.0.0.1 at ``port`` (0, the default: a free one)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._delivery = asyncio.create_task(self._deliver_webhooks())

@@ -41,8 +41,21 @@ def serving(settings: Settings, service: Service) -> AbstractAsyncContextManager
 
 @asynccontextmanager
 async def connected(client: AnimeClient) -> AsyncIterator[None]:
-    """``client`` logged in and connected (``serve`` as a task) while entered; closed, and the task ended, on exit."""
-    task = asyncio.create_task(serve(client))
+    """``client`` logged in and connected while entered; closed, and its connection ended, on exit.
+
+    It logs in before it is entered, so a login failing at boot (Discord unreachable, DNS down) raises here and
+    ``animebot serve``'s supervisor retries it, instead of ending a background task nobody watches.
+    """
+    token = client.settings.discord_token
+    if token is None:
+        raise ValueError("ANIMEBOT_DISCORD_TOKEN is not set")
+    redact_token_in_logs(token.get_secret_value())
+    try:
+        await client.login(token.get_secret_value())
+    except BaseException:
+        await client.close()
+        raise
+    task = asyncio.create_task(client.connect())
     try:
         yield
     finally:

@@ -272,7 +272,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 when a worker is up (its engine built; in distributed mode on any worker host, with Redis
-    reachable) and at least one style is installed."""
+    reachable), at least one style is installed, and no supervised task (a chat front end, a Redis loop) is down."""
     service = request.app[SERVICE]
     stats = service.stats()
     styles = len(service.styles())
@@ -284,6 +284,9 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.append("No worker process is ready yet.")
     if styles == 0:
         reasons.append("No style is installed: run `animebot weights pull`.")
+    down = service.supervisor.down()
+    if down:
+        reasons.append(f"Restarting after a failure: {', '.join(down)}.")
     readiness = Readiness(
         ready=not reasons,
         workers_alive=alive,

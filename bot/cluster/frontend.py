@@ -24,8 +24,10 @@ from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
 from bot.i18n import N_
 from bot.joblog import TERMINAL_STAGES, JobLog
-from bot.jobs import JobError, JobFailed, JobProgress, JobRequest, JobResult, JobStage, QueueFull
+from bot.jobs import JobError, JobFailed, JobKind, JobProgress, JobRequest, JobResult, JobStage, QueueFull, RateLimited
+from bot.limits import RATE_WINDOW_SECONDS, retry_message
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
+from bot.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ FOLLOW_BLOCK_MS = 250  # how soon a newly submitted job joins the follower's blo
 STATS_EVERY_SECONDS = 1.0
 UNREACHABLE_MESSAGE = N_("The bot cannot reach its job queue right now. Please try again in a minute.")
 LOST_MESSAGE = N_("Your picture's result expired before it could be sent. Please try again.")
+NEW_JOB_KINDS = (JobKind.PHOTO, JobKind.CLIP, JobKind.CLIP_PLAN)  # what a person sends; the rate limit counts these
 
 
 class RedisJob(JobLog):
@@ -55,15 +58,28 @@ class RedisQueue:
         settings: ``redis_url``, the bounds (``queue_size``, ``per_user_queued``), ``job_timeout``, ``result_ttl``.
         client: a Redis client (default: one for ``settings.redis_url``); closed by ``stop``.
         keys: key names (default prefix ``animebot``).
+        supervisor: restarts the background loops if they fail (default: one of its own).
+        rate_limit: a person's new jobs (photos, clips) per minute, checked and counted in the same script that
+            admits them, so front ends racing each other admit exactly the limit (0: no limit; the steps of an
+            accepted clip never count).
     """
 
-    def __init__(self, settings: Settings, client: Redis | None = None, keys: Keys | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Redis | None = None,
+        keys: Keys | None = None,
+        supervisor: Supervisor | None = None,
+        rate_limit: int = 0,
+    ) -> None:
         if client is None:
             if settings.redis_url is None:
                 raise ValueError("RedisQueue needs settings.redis_url")
             client = connect(settings.redis_url.get_secret_value())
         self.settings = settings
         self.keys = keys or Keys()
+        self.supervisor = supervisor or Supervisor.from_settings(settings)
+        self.rate_limit = rate_limit
         self._client = client
         self._scripts = ClusterScripts(client, self.keys)
         self._following: dict[str, tuple[RedisJob, str]] = {}  # job id -> (job, last event id read)
@@ -81,20 +97,28 @@ class RedisQueue:
     async def start(self) -> None:
         """Start following jobs and polling the numbers; does not wait for Redis (``/readyz`` says when it is up)."""
         self._tasks = [
-            asyncio.create_task(self._follow(), name="redis-follow-jobs"),
-            asyncio.create_task(self._poll_stats(), name="redis-poll-stats"),
+            self.supervisor.start("redis-follow-jobs", self._follow),
+            self.supervisor.start("redis-poll-stats", self._poll_stats),
         ]
 
     async def submit(self, request: JobRequest) -> RedisJob:
-        """Admit the job in Redis, or raise ``QueueFull`` (bounds reached, stopping, or Redis unreachable)."""
+        """Admit the job in Redis, or raise ``RateLimited`` or ``QueueFull`` (bounds reached, stopping, or Redis
+        unreachable)."""
         if self._closing:
             raise QueueFull(SHUTDOWN_MESSAGE)
         job_id = secrets.token_urlsafe(JOB_ID_BYTES)
         fields = request_fields(request)
         settings = self.settings
+        rate_limit = self.rate_limit if request.kind in NEW_JOB_KINDS else 0
         try:
             verdict, number = await self._scripts.admit(
-                request.user, settings.queue_size, settings.per_user_queued, job_id, fields
+                request.user,
+                settings.queue_size,
+                settings.per_user_queued,
+                job_id,
+                fields,
+                rate_limit,
+                RATE_WINDOW_SECONDS,
             )
         except Exception as error:
             if not must_wait(error):
@@ -103,6 +127,9 @@ class RedisQueue:
             self._connected = refusing
             logger.warning("Redis could not admit a job: %s", error)
             raise QueueFull(BUSY_MESSAGE if refusing else UNREACHABLE_MESSAGE) from error
+        if verdict == "rate":
+            wait = number / 1000
+            raise RateLimited(retry_message(rate_limit, wait), retry_after=wait)
         if verdict == "busy":
             raise QueueFull(BUSY_MESSAGE)
         if verdict == "person":

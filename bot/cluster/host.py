@@ -28,6 +28,7 @@ from bot.cluster.scripts import ClusterScripts, Lease
 from bot.config import Settings
 from bot.jobs import JobError, JobResult, QueueFull
 from bot.pool import CRASH_MESSAGE, ENGINE_STAGES, MAX_ATTEMPTS, InferencePool, PoolConfig, PoolJob
+from bot.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +52,7 @@ class WorkerHost:
         client: a Redis client (default: one for ``settings.redis_url``); closed by ``stop``.
         keys: key names (default prefix ``animebot``).
         pool_config: the local pool (default: from ``settings``).
+        supervisor: restarts the slot loops and the heartbeat if they fail (default: one of its own).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class WorkerHost:
         client: Redis | None = None,
         keys: Keys | None = None,
         pool_config: PoolConfig | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         if client is None:
             if settings.redis_url is None:
@@ -69,6 +72,7 @@ class WorkerHost:
         config = replace(config, queue_size=config.workers, per_user_queued=config.workers)
         self.settings = settings
         self.keys = keys or Keys()
+        self.supervisor = supervisor or Supervisor.from_settings(settings)
         self.consumer = consumer_name()
         self.slots = config.workers
         self.answered = 0
@@ -104,8 +108,8 @@ class WorkerHost:
                     raise
                 logger.warning("waiting for Redis: %s", error)
                 await backoff.wait()
-        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="redis-heartbeat")
-        self._slot_tasks = [asyncio.create_task(self._serve_slot(), name=f"slot-{n}") for n in range(self.slots)]
+        self._heartbeat_task = self.supervisor.start("worker-heartbeat", self._heartbeat)
+        self._slot_tasks = [self.supervisor.start(f"worker-slot-{n}", self._serve_slot) for n in range(self.slots)]
         logger.info("worker host %s serving %d slots", self.consumer, self.slots)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -194,7 +198,10 @@ class WorkerHost:
                 outcome = await pool_job.result()
             except JobError as error:
                 outcome = error
-            await relay
+            try:
+                await relay
+            except Exception as error:  # progress is best effort: the outcome is still written
+                self.supervisor.failed_once("worker-relay", error)
             await self._complete(lease, outcome)
         finally:
             self._running.pop(lease.entry, None)

@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from bot.cluster.keys import GROUP, Keys
 
-SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats", "rate")
+SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats")
 
 
 def _source(name: str) -> str:
@@ -47,11 +47,20 @@ class ClusterScripts:
         self._scripts: dict[str, AsyncScript] = {name: client.register_script(_source(name)) for name in SCRIPT_NAMES}
 
     async def admit(
-        self, user: str, queue_size: int, per_user: int, job_id: str, fields: list[bytes | str]
+        self,
+        user: str,
+        queue_size: int,
+        per_user: int,
+        job_id: str,
+        fields: list[bytes | str],
+        rate_limit: int = 0,
+        rate_window: float = 60.0,
     ) -> tuple[str, int]:
-        """Queue a job fairly unless a bound says no: ``("ok", position)``, ``("busy", waiting)`` or
-        ``("person", waiting_of_this_person)``."""
-        verdict, number = await self._run("admit", user, queue_size, per_user, job_id, *fields)
+        """Queue a job fairly unless the rate limit (``rate_limit`` jobs per ``rate_window`` seconds, 0: none) or a
+        bound says no, and count it in the rate limit, in one step: ``("ok", position)``, ``("rate", wait_ms)``,
+        ``("busy", waiting)`` or ``("person", waiting_of_this_person)``."""
+        window_ms = int(rate_window * 1000)
+        verdict, number = await self._run("admit", user, queue_size, per_user, job_id, rate_limit, window_ms, *fields)
         return verdict.decode(), int(number)
 
     async def take(self, consumer: str) -> Lease | None:
@@ -94,14 +103,6 @@ class ClusterScripts:
         alive, hosts, running, flat = await self._run("stats", GROUP)
         counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return int(alive), int(hosts), int(running), counters
-
-    async def rate_wait(self, user: str, per_window: int, window: float) -> float:
-        """Seconds ``user`` must wait before another photo (0: now)."""
-        return int(await self._run("rate", user, per_window, int(window * 1000), "check")) / 1000
-
-    async def rate_record(self, user: str, per_window: int, window: float) -> None:
-        """Count one accepted photo of ``user`` now."""
-        await self._run("rate", user, per_window, int(window * 1000), "record")
 
     async def _run(self, name: str, *args: bytes | str | int | float) -> Any:
         return await self._scripts[name](args=[self.keys.prefix, *args])

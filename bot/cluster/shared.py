@@ -16,10 +16,8 @@ from bot.cache import KEY_BYTES, SourceUsage
 from bot.cluster.connection import REDIS_DOWN, connect
 from bot.cluster.frontend import RedisQueue
 from bot.cluster.keys import Keys
-from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
-from bot.jobs import RateLimited
-from bot.limits import RATE_WINDOW_SECONDS, retry_message
+from bot.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -65,44 +63,24 @@ class RedisSources:
 
 
 class RedisRateLimiter:
-    """``bot.limits.RateLimiter`` for every front end at once: at most ``per_minute`` photos per person per minute.
+    """The shared rate limit's side in a front end: at most ``per_minute`` photos per person per minute, checked
+    and counted by the queue's admission script (``RedisQueue(rate_limit=...)``), and the refusals counted here."""
 
-    While Redis is unreachable nobody is refused here: the queue refuses new photos then anyway.
-    """
-
-    def __init__(self, client: Redis, per_minute: int, keys: Keys | None = None) -> None:
+    def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self.refused = 0
-        self._scripts = ClusterScripts(client, keys or Keys())
-
-    async def check(self, user: str) -> None:
-        """Raise ``RateLimited`` when ``user`` is over the limit."""
-        if self.per_minute <= 0:
-            return
-        try:
-            wait = await self._scripts.rate_wait(user, self.per_minute, RATE_WINDOW_SECONDS)
-        except REDIS_DOWN:
-            return
-        if wait > 0:
-            self.refused += 1
-            raise RateLimited(retry_message(self.per_minute, wait), retry_after=wait)
-
-    async def record(self, user: str) -> None:
-        """Count one accepted photo from ``user`` now."""
-        if self.per_minute > 0:
-            try:
-                await self._scripts.rate_record(user, self.per_minute, RATE_WINDOW_SECONDS)
-            except REDIS_DOWN as error:
-                logger.warning("could not record a photo for the rate limit: %s", error)
 
 
-def front_end(settings: Settings) -> tuple[RedisQueue, RedisSources, RedisRateLimiter]:
-    """A front end's queue, source photos and rate limit, all on one Redis client (closed with the queue)."""
+def front_end(
+    settings: Settings, supervisor: Supervisor | None = None
+) -> tuple[RedisQueue, RedisSources, RedisRateLimiter]:
+    """A front end's queue (its loops under ``supervisor``), source photos and rate limit, all on one Redis client
+    (closed with the queue)."""
     if settings.redis_url is None:
         raise ValueError("a distributed front end needs settings.redis_url")
     client = connect(settings.redis_url.get_secret_value())
     return (
-        RedisQueue(settings, client),
+        RedisQueue(settings, client, supervisor=supervisor, rate_limit=settings.rate_limit_per_minute),
         RedisSources(client, settings.source_cache_ttl),
-        RedisRateLimiter(client, settings.rate_limit_per_minute),
+        RedisRateLimiter(settings.rate_limit_per_minute),
     )

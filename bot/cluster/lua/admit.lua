@@ -1,11 +1,18 @@
--- Admit one job, atomically across front ends: the global bound, then the person's cap, then the fair queue.
--- ARGV: prefix, user, queue_size, per_user_cap, job_id, then the job's fields as name/value pairs.
--- Returns {'ok', position} | {'busy', waiting} | {'person', waiting_of_this_person}.
+-- Admit one job, atomically across front ends: the person's rate limit, the global bound, then the person's cap,
+-- then the fair queue; an admitted job counts in the rate limit in the same step, so racing front ends admit
+-- exactly the limit. ARGV: prefix, user, queue_size, per_user_cap, job_id, rate_limit (per window; 0: none),
+-- rate_window_ms, then the job's fields as name/value pairs.
+-- Returns {'ok', position} | {'rate', wait_ms} | {'busy', waiting} | {'person', waiting_of_this_person}.
 local prefix, user, job_id = ARGV[1], ARGV[2], ARGV[5]
 local queue_size, per_user = tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate_limit, rate_window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local counters, turn = key(prefix, 'counters'), key(prefix, 'turn')
 local mine_key = key(prefix, 'waiting', user)
 
+if rate_limit > 0 then
+  local wait = rate_wait(prefix, user, rate_limit, rate_window)
+  if wait > 0 then return {'rate', wait} end
+end
 local waiting = tonumber(redis.call('HGET', counters, 'waiting') or '0')
 local mine = redis.call('LLEN', mine_key)
 if waiting >= queue_size then
@@ -31,7 +38,8 @@ for _, other in ipairs(redis.call('LRANGE', turn, 0, -1)) do
 end
 
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+if rate_limit > 0 then rate_record(prefix, user, rate_window) end
 redis.call('HSET', key(prefix, 'job', job_id), 'attempts', 0, unpack(fields))
 redis.call('RPUSH', mine_key, job_id)
 if mine == 0 then redis.call('RPUSH', turn, user) end  -- a person is in the turn while they have jobs waiting

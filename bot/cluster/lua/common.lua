@@ -37,3 +37,24 @@ local function holds_lease(prefix, group, entry, consumer)
   local pending = redis.call('XPENDING', key(prefix, 'stream'), group, entry, entry, 1)
   return #pending == 1 and pending[1][2] == consumer
 end
+
+-- The per-person rate limit, shared by every front end: a sliding window of accepted photo times (server time).
+-- Milliseconds ``user`` must wait before another photo (0: now), the window's old times dropped.
+local function rate_wait(prefix, user, limit, window)
+  local times = key(prefix, 'rate', user)
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', times, '-inf', now_ms - window)
+  if redis.call('ZCARD', times) < limit then return 0 end
+  local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now_ms
+end
+
+-- Count one accepted photo of ``user`` now.
+local function rate_record(prefix, user, window)
+  local times = key(prefix, 'rate', user)
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', times, now_ms, now[1] .. now[2] .. ':' .. redis.call('ZCARD', times))
+  redis.call('PEXPIRE', times, window)
+end
