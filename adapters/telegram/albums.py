@@ -35,10 +35,12 @@ from adapters.telegram.looks import (
 )
 from adapters.telegram.status import best_effort
 from adapters.telegram.texts import ALBUM_EXPIRED, NOT_YOURS
+from adapters.telegram.uploads import download_limit
 from animegan.manifest import Style
 from bot.i18n import Translator
 from bot.jobs import JobError
 from bot.orders import Accepted, Order
+from bot.service import too_large_message
 from bot.settings_store import FULL_STRENGTH
 
 ALBUM_DATA_PREFIX = "album:"
@@ -112,6 +114,11 @@ async def answer_album(album: PendingAlbum, update: Update, context: BotContext)
                 album.skipped,
             )
         )
+    limit = download_limit(service.settings)
+    sizes = [(m.document or m.photo[-1]).file_size for m in messages]
+    for size in sorted({size for size in sizes if size is not None and size > limit}):  # never downloaded, as alone
+        await first.reply_text(_.say(too_large_message(size, limit)))
+    messages = [m for m, size in zip(messages, sizes, strict=True) if size is None or size <= limit]
     if not messages:
         return
     await first.reply_chat_action(ChatAction.UPLOAD_PHOTO)
