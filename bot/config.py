@@ -86,9 +86,19 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(10, description="Photos one person may send per minute.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
     max_pixels: int = Field(50_000_000, description="Largest accepted image, in pixels.")
-    source_cache_items: int = Field(256, description="Source photos kept on disk for re-styling.")
+    source_cache_items: int = Field(
+        256, description="Source photos kept for re-styling (on disk, or in Redis with redis_url)."
+    )
     source_cache_ttl: float = Field(3600.0, description="Seconds a source photo is kept for re-styling.")
-    source_cache_bytes: int = Field(256 * 1024 * 1024, description="Most bytes of source photos kept on disk.")
+    source_cache_bytes: int = Field(
+        256 * 1024 * 1024, description="Most bytes of source photos kept (on disk, or in Redis with redis_url)."
+    )
+    source_cache_per_person_items: int = Field(
+        32, ge=1, description="Most source photos kept of one person (their least recently used go first)."
+    )
+    source_cache_per_person_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Most bytes of source photos kept of one person."
+    )
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
     admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")

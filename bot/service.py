@@ -120,6 +120,8 @@ class Service:
                 settings.source_cache_ttl,
                 max_bytes=settings.source_cache_bytes,
                 clock=clock or time.time,
+                per_person_items=settings.source_cache_per_person_items,
+                per_person_bytes=settings.source_cache_per_person_bytes,
             )
         self.sources: SourceStore = sources
         self.limiter = RateLimiter(settings.rate_limit_per_minute, clock=clock or time.monotonic)
@@ -133,10 +135,12 @@ class Service:
             from bot.cluster.settings import RedisSettingsStore
 
             return RedisSettingsStore(self.shared[0].client, self.settings.source_cache_ttl)
-        return SqliteSettingsStore.in_folder(self.settings.data_dir)
+        return SqliteSettingsStore.in_folder(self.settings.data_dir, self.settings.source_cache_ttl)
 
     async def start(self) -> None:
-        """Start the workers (returns once each has built its engine)."""
+        """Start the workers (returns once each has built its engine); first the stores' files are opened, so one
+        that can't be used (locked by another process, a newer schema) stops the service with its plain error."""
+        await self.chat_settings.ready()
         await self.queue.start()
 
     async def stop(self) -> None:
@@ -174,12 +178,14 @@ class Service:
 
         Reads the kept photo an order names, fills in what it leaves open from ``order.chosen``, tells a clip from
         a photo, checks it, applies the rate limit and the queue's admission, and only then keeps a new upload for
-        the buttons: a refused upload is never stored. Raises ``SourceExpired``, ``JobRejected``, ``RateLimited``
-        or ``QueueFull`` (``PersonQueueFull``) with the sentence to show.
+        the buttons: a refused upload is never stored. A kept photo is only ever read for the person it was kept
+        for (``order.user``): anyone else is told it expired, so nothing tells a stranger a key exists. Raises
+        ``SourceExpired``, ``JobRejected``, ``RateLimited`` or ``QueueFull`` (``PersonQueueFull``) with the
+        sentence to show.
         """
         image = order.image
         if image is None:
-            image = await self.find_source(order.source or "")
+            image = await self.find_source(order.source or "", owner=order.user)
             if image is None:
                 raise SourceExpired(SOURCE_EXPIRED)
         chosen = order.chosen or ChatSettings()
@@ -195,7 +201,7 @@ class Service:
         handle, request = await self._admit(request)
         source = order.source or ""
         if order.image is not None and order.keep:
-            source = await self.keep_source(order.image, owner=order.owner)
+            source = await self.keep_source(order.image, owner=order.owner, user=order.user)
         return Accepted(handle, source, request)
 
     async def submit_in_turn(
@@ -283,12 +289,13 @@ class Service:
             chunks_in_flight=settings.clip_chunks_in_flight,
         )
 
-    async def keep_source(self, image: bytes, owner: str | None = None) -> str:
+    async def keep_source(self, image: bytes, owner: str | None = None, user: str | None = None) -> str:
         """Keep a photo for the re-style buttons; returns its short key (see ``SourceCache``).
 
-        With ``owner`` (a person's key, like ``telegram:123``) it is recorded as theirs, so ``forget`` deletes it.
+        It is kept as ``owner``'s (a person's key, like ``telegram:123``; recorded too, so ``forget`` deletes it),
+        else as ``user``'s (who sent it: a web client's key): only they can use the key (see ``submit``).
         """
-        key = await self.sources.put(image)
+        key = await self.sources.put(image, owner=owner or user)
         if owner is not None:
             await self.chat_settings.own_source(owner, key)
         return key
@@ -296,18 +303,25 @@ class Service:
     async def forget(self, *owners: str) -> int:
         """Delete everything kept about ``owners``: settings, sticker pack records and their source photos.
 
-        Returns how many source photos were deleted.
+        Returns how many source photos were deleted. Copies of a broken store file set aside are deleted too (a
+        corrupt file can't be trusted to give up one person's rows), and records of failed jobs lose them.
         """
         deleted = 0
         for owner in owners:
             for key in await self.chat_settings.forget(owner):
                 await self.sources.delete(key)
                 deleted += 1
+            deleted += await self.sources.forget(owner)
+            if self.shared is not None:
+                from bot.cluster.shared import forget_dead_letters
+
+                await forget_dead_letters(self.shared[0].client, owner)
         return deleted
 
-    async def find_source(self, key: str) -> bytes | None:
-        """The photo kept under ``key``, or ``None`` when it expired or never existed."""
-        return await self.sources.get(key)
+    async def find_source(self, key: str, owner: str | None = None) -> bytes | None:
+        """The photo kept under ``key``, or ``None`` when it expired, never existed, or (with ``owner``, who asks) was
+        kept for someone else."""
+        return await self.sources.get(key, owner)
 
     async def sticker(self, image: bytes) -> bytes:
         """``image`` as a 512 px WEBP sticker (in a thread: Pillow work stays off the event loop).

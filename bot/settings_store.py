@@ -9,22 +9,23 @@ gives both the same id), ``telegram:-100456`` (a group), ``discord:789``, ``web:
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from bot.sqlite_files import broken_copies, delete_broken, open_store, prune_broken, schema_too_new
 from bot.sqlite_thread import SqliteThread
 
 logger = logging.getLogger(__name__)
 
 FILE_NAME = "settings.sqlite3"
 BUSY_TIMEOUT_SECONDS = 10.0
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 FULL_STRENGTH = 100
+KEPT_BROKEN_COPIES = 3  # copies of a broken file set aside for the operator to salvage: the newest few
+DEFAULT_SOURCE_TTL = 3600.0
+SWEEP_SECONDS = 600.0  # how often records of expired source photos are pruned when nothing else happens
 OWNER_TABLES = ("chat_settings", "owned_sources", "sticker_sets")  # every table keyed by owner
 
 # Each entry moves the schema one version up (PRAGMA user_version); never edit one that has shipped, append.
@@ -49,6 +50,13 @@ MIGRATIONS: tuple[str, ...] = (
         owner TEXT PRIMARY KEY,
         name  TEXT NOT NULL
     );
+    """,
+    # When each source photo was kept (wall-clock seconds), so the records of expired ones are pruned; rows kept
+    # before count from the upgrade.
+    """
+    ALTER TABLE owned_sources ADD COLUMN stored REAL NOT NULL DEFAULT 0;
+    UPDATE owned_sources SET stored = CAST(strftime('%s', 'now') AS REAL);
+    CREATE INDEX owned_sources_by_age ON owned_sources (stored);
     """,
 )
 
@@ -98,6 +106,10 @@ class SettingsStore(Protocol):
         """Whether any record about ``owner`` is kept (for tests and for /forget's answer)."""
         ...
 
+    async def ready(self) -> None:
+        """Return once the store is usable; raise its plain error (``StoreFileError``) if it is not."""
+        ...
+
     async def close(self) -> None:
         """Release the file or connection."""
         ...
@@ -106,20 +118,29 @@ class SettingsStore(Protocol):
 class SqliteSettingsStore:
     """``SettingsStore`` in one SQLite file: WAL, schema versions in ``PRAGMA user_version``, private to this user.
 
-    A file that is not a readable database (a disk error, a half-copied backup) is moved aside as
+    A file that is not a readable database (corrupt, a half-copied backup) is moved aside as
     ``settings.sqlite3.broken-<time>`` with a warning, and a fresh one started; nothing else in the data dir
-    (the source photos) is touched. The file is opened, read and written in the store's own thread
-    (``SqliteThread``): a busy lock or a ``secure_delete`` never holds up the event loop.
+    (the source photos) is touched. The newest ``KEPT_BROKEN_COPIES`` copies are kept for the operator, and
+    ``forget`` deletes them all: a corrupt file can't be trusted to give up a person's rows. A locked file, or one
+    of a newer schema, is never moved: ``ready`` and every call raise the plain error (see ``bot.sqlite_files``).
+    The file is opened, read and written in the store's own thread (``SqliteThread``): a busy lock or a
+    ``secure_delete`` never holds up the event loop. Records of source photos are pruned ``source_ttl`` seconds
+    after they were kept, when the photos themselves have expired.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, source_ttl: float = DEFAULT_SOURCE_TTL) -> None:
         self.path = path
-        self._db = SqliteThread(lambda: _open(path), name="settings-db")
+        self.source_ttl = source_ttl
+        self._db = SqliteThread(lambda: self._pruned(_open(path)), name="settings-db")
+        self._db.every(SWEEP_SECONDS, self._pruned)
 
     @classmethod
-    def in_folder(cls, folder: Path) -> SqliteSettingsStore:
+    def in_folder(cls, folder: Path, source_ttl: float = DEFAULT_SOURCE_TTL) -> SqliteSettingsStore:
         """The store of the data dir ``folder`` (file ``settings.sqlite3``)."""
-        return cls(folder / FILE_NAME)
+        return cls(folder / FILE_NAME, source_ttl)
+
+    async def ready(self) -> None:
+        await self._db.run(lambda db: None)
 
     async def schema_version(self) -> int:
         """The schema version of the open file."""
@@ -140,9 +161,7 @@ class SqliteSettingsStore:
         await self._db.run(lambda db: _save(db, owner, settings))
 
     async def own_source(self, owner: str, key: str) -> None:
-        await self._db.run(
-            lambda db: _write(db, "INSERT OR IGNORE INTO owned_sources (owner, key) VALUES (?, ?)", owner, key)
-        )
+        await self._db.run(lambda db: self._own_source(db, owner, key))
 
     async def sticker_set(self, owner: str) -> str | None:
         row = await self._db.run(
@@ -162,13 +181,31 @@ class SqliteSettingsStore:
         )
 
     async def forget(self, owner: str) -> list[str]:
-        return await self._db.run(lambda db: _forget(db, owner))
+        return await self._db.run(lambda db: self._forget(db, owner))
 
     async def holds_anything_about(self, owner: str) -> bool:
         return await self._db.run(lambda db: _holds_anything_about(db, owner))
 
     async def close(self) -> None:
         await self._db.close()
+
+    def _own_source(self, db: sqlite3.Connection, owner: str, key: str) -> None:
+        with db:
+            db.execute(
+                "INSERT OR REPLACE INTO owned_sources (owner, key, stored) VALUES (?, ?, ?)", (owner, key, time.time())
+            )
+        self._pruned(db)
+
+    def _pruned(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """Delete the records of source photos kept longer ago than they live; returns ``db``."""
+        with db:
+            db.execute("DELETE FROM owned_sources WHERE stored <= ?", (time.time() - self.source_ttl,))
+        return db
+
+    def _forget(self, db: sqlite3.Connection, owner: str) -> list[str]:
+        keys = _forget(db, owner)
+        delete_broken(broken_copies(self.path))
+        return keys
 
 
 # What follows runs in the store's thread, one call at a time: each write is one transaction.
@@ -205,26 +242,9 @@ def _holds_anything_about(db: sqlite3.Connection, owner: str) -> bool:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
-    try:
-        return _connect(path)
-    except sqlite3.DatabaseError as error:
-        broken = path.with_name(f"{path.name}.broken-{int(time.time())}")
-        logger.warning(
-            "The settings database %s could not be read (%s); moved it to %s and started a new one. "
-            "People's settings are back to the defaults; their source photos are kept.",
-            path,
-            error,
-            broken,
-        )
-        os.replace(path, broken)
-        for suffix in ("-wal", "-shm"):
-            leftover = path.with_name(path.name + suffix)
-            if leftover.exists():
-                os.replace(leftover, broken.with_name(broken.name + suffix))
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
-        return _connect(path)
+    db = open_store(path, _connect, "The settings database (people's settings; their source photos are kept)")
+    prune_broken(path, keep=KEPT_BROKEN_COPIES)
+    return db
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -233,16 +253,16 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA secure_delete=ON")  # /forget overwrites what it deletes
-        _migrate(db)
+        _migrate(db, path)
         db.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.DatabaseError:
+    except BaseException:
         db.close()
         raise
     db.isolation_level = "DEFERRED"  # back to implicit transactions (a plain BEGIN): ``with db:`` commits each write
     return db
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring the file up to the newest schema, one version per transaction.
 
     The version is read inside each write transaction: two processes starting at once don't both migrate.
@@ -252,8 +272,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         try:
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version > len(MIGRATIONS):
-                newest = len(MIGRATIONS)
-                raise sqlite3.DatabaseError(f"schema version {version} is newer than this bot knows ({newest})")
+                raise schema_too_new(path, version, len(MIGRATIONS))
             if version == len(MIGRATIONS):
                 db.execute("COMMIT")
                 return
@@ -261,7 +280,7 @@ def _migrate(db: sqlite3.Connection) -> None:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
             db.execute("COMMIT")
-        except sqlite3.DatabaseError:
+        except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise

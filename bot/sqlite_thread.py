@@ -10,12 +10,16 @@ the next starts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class SqliteThread:
@@ -31,16 +35,39 @@ class SqliteThread:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._db = self._thread.submit(open_db)
         self._closed = False
+        self._timer: threading.Timer | None = None
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` in the worker thread, after all work handed over before it; its result."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._with_db, work)
+
+    def every(self, seconds: float, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Also run ``work(connection)`` in the worker thread every ``seconds`` until ``close`` (housekeeping that
+        must happen even when nothing else does; a failure is logged and the next one still runs)."""
+
+        def tick() -> None:
+            if self._closed:
+                return
+            try:
+                self._thread.submit(self._with_db, work).add_done_callback(_log_failure)
+            except RuntimeError:  # closed meanwhile: the thread takes no more work
+                return
+            arm()
+
+        def arm() -> None:
+            self._timer = threading.Timer(seconds, tick)
+            self._timer.daemon = True
+            self._timer.start()
+
+        arm()
 
     async def close(self) -> None:
         """Close the connection once the work handed over before is done, then let the thread end (once)."""
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
 
@@ -50,3 +77,9 @@ class SqliteThread:
     def _close(self) -> None:
         if self._db.exception() is None:
             self._db.result().close()
+
+
+def _log_failure(done: Future[object]) -> None:
+    error = done.exception()
+    if error is not None:
+        logger.warning("housekeeping of a SQLite store failed: %s", error)

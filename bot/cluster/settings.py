@@ -87,5 +87,8 @@ class RedisSettingsStore:
         found = await self._client.exists(self._settings_key(owner), self._sources_key(owner), self._sticker_key(owner))
         return bool(found)
 
+    async def ready(self) -> None:
+        """Nothing to open: Redis being away is the queue's to report."""
+
     async def close(self) -> None:
         """Nothing to release: the client belongs to the front end's queue."""

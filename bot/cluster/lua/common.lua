@@ -25,10 +25,11 @@ local function answer(prefix, group, entry, job_id, owner, ttl, outcome, fields)
   return true
 end
 
--- Keep a record of a job that failed for good, for operators (bounded, oldest records go first).
+-- Keep a record of a job that failed for good, for operators (bounded, oldest records go first). It names no
+-- person (`user` is not written): /forget can't reach a record it can't find, so none is kept about anyone.
 local function dead_letter(prefix, job_id, user, attempts, reason)
   redis.call('XADD', key(prefix, 'dead'), 'MAXLEN', '~', 10000, '*',
-    'job', job_id, 'user', user, 'attempts', attempts, 'reason', reason)
+    'job', job_id, 'attempts', attempts, 'reason', reason)
   redis.call('HINCRBY', key(prefix, 'counters'), 'dead', 1)
 end
 
