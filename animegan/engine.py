@@ -112,6 +112,10 @@ class Engine:
             )
         return chosen
 
+    def face_generator(self, style: Style) -> ImageFn | None:
+        """The generator that paints ``style``'s faces (aligned crops), or ``None`` for a style without a face pass."""
+        return self.generator(style.face_model) if style.face_model else None
+
     def generator(self, model: ModelFile) -> ImageFn:
         """The [0, 1] -> [0, 1] generator of ``model``, optimized for this precision, tiled for big images."""
         if model.name not in self._generators:
@@ -154,7 +158,7 @@ class Engine:
         """Stylize an RGB (1, 3, H, W) [0, 1] tensor at its own size; returns the image and the faces painted."""
         chosen = self.style(style)
         scene = self.generator(chosen.scene_model)
-        face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None
+        face_model = self.face_generator(chosen) if faces else None
         found = []
         if face_model is not None and strength > 0:
             report("finding_faces", 0.0)
@@ -231,7 +235,7 @@ class Engine:
         """Output frames ``[first, stop)`` of a planned clip, stylized, as an MP4 segment (``mp4.join_segments``)."""
         chosen = self.style(style)
         scene = self.generator(chosen.scene_model)
-        face_model = self.generator(chosen.face_model) if faces and chosen.face_model else None
+        face_model = self.face_generator(chosen) if faces else None
         stop = min(stop, plan.frames)
         frames = stylize_frames(
             read_frames(data, plan, first, stop),

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from animegan.clip import ClipPlan
 from animegan.engine import Engine
-from animegan.manifest import ModelFile
+from animegan.manifest import ModelFile, Style
 from animegan.pipeline import ImageFn
 
 NEGATIVE_ENGINE = "tests.support_clip_engine:NegativeEngine"
@@ -64,3 +67,49 @@ class LoggingNegativeEngine(NegativeEngine):
 
 
 LOGGING_NEGATIVE_ENGINE = "tests.support_clip_engine:LoggingNegativeEngine"
+
+
+GREEN = (0.0, 1.0, 0.0)
+GREEN_MARGIN = 80  # a pixel is "green" when G beats both R and B by this much (out of 255)
+
+
+def paint_green(image: Tensor) -> Tensor:
+    """(B, 3, H, W) -> the same shape, pure green: what the face pass of ``FaceMarkingEngine`` paints."""
+    return torch.tensor(GREEN, dtype=image.dtype).view(1, 3, 1, 1).expand_as(image).clone()
+
+
+class FaceMarkingEngine(LoggingNegativeEngine):
+    """Faces on, as people send clips: the plan finds and tracks faces with the real MTCNN, and the face pass
+    paints each face pure green over the negative scene, so a front end's test sees its clip's faces were drawn."""
+
+    def plan_clip(
+        self,
+        data: bytes,
+        style: str | None = None,
+        strength: float = 1.0,
+        faces: bool = True,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ClipPlan:
+        return Engine.plan_clip(self, data, style, strength, faces, *args, **kwargs)
+
+    def face_generator(self, style: Style) -> ImageFn | None:
+        return paint_green if style.face_model else None
+
+
+FACE_MARKING_ENGINE = "tests.support_clip_engine:FaceMarkingEngine"
+
+
+def green_fraction(frame: np.ndarray) -> float:
+    """The share of an (H, W, 3) uint8 frame's pixels that ``paint_green`` painted (after H.264's rounding)."""
+    pixels = frame.astype(np.int16)
+    return float(((pixels[..., 1] - np.maximum(pixels[..., 0], pixels[..., 2])) > GREEN_MARGIN).mean())
+
+
+def portrait_frames(size: tuple[int, int] = (320, 240)) -> Callable[[int], np.ndarray]:
+    """A still clip's frames of the astronaut portrait (NASA, public domain; scikit-image), cut to 4:3: one face."""
+    from skimage import data
+
+    from tests.support_clips import still_frames
+
+    return still_frames(data.astronaut()[32:416], size)

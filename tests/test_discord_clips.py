@@ -16,8 +16,14 @@ from adapters.discord import build_client, serve
 from bot.config import Settings
 from bot.service import Service
 from tests.fake_discord import FakeDiscord
-from tests.support_clip_engine import FRAME_DELAY_ENV, LOGGING_NEGATIVE_ENGINE
-from tests.support_clips import describe, example, make_gif, make_mp4, pan_frames
+from tests.support_clip_engine import (
+    FACE_MARKING_ENGINE,
+    FRAME_DELAY_ENV,
+    LOGGING_NEGATIVE_ENGINE,
+    green_fraction,
+    portrait_frames,
+)
+from tests.support_clips import describe, example, frames_of, make_gif, make_mp4, pan_frames
 from tests.test_discord import (
     ADA,
     BOT_TOKEN,
@@ -99,6 +105,25 @@ async def test_a_video_through_anime_comes_back_as_a_video_and_restyles(fake: Fa
     again = describe(fake.file(image_of(fake.original(token))))
     assert again["frames"] == 24 and again["codec"] == "h264", press
     assert not fake.refused()
+
+
+async def test_a_video_with_a_face_has_its_face_drawn_by_the_face_pass(fake: FakeDiscord, service: Service) -> None:
+    """The person's face pass is on by default: the clip's face is found, tracked and painted."""
+    settings = service.settings.model_copy(update={"engine_factory": FACE_MARKING_ENGINE})
+    async with Service(settings) as faces_on:
+        client = build_client(settings, faces_on)
+        task = asyncio.create_task(serve(client))
+        try:
+            await asyncio.wait_for(fake.ready.wait(), 30)
+            attachment = fake.upload(make_mp4(portrait_frames(), 12, 12), "portrait.mp4", "video/mp4")
+            token = await fake.send(fake.slash_command(ADA, "anime", guild_id=fake.guild_id, image=attachment))
+            message = await finished(fake, token, "anime-shinkai.mp4")
+        finally:
+            await client.close()
+            await asyncio.wait_for(task, 10)
+    frames = list(frames_of(fake.file(image_of(message))))
+    assert len(frames) == 12
+    assert all(0.03 < green_fraction(frame) < 0.2 for frame in frames)  # the face, not the whole picture
 
 
 async def test_a_gif_through_the_menu_comes_back_as_a_video(fake: FakeDiscord, bot: None) -> None:

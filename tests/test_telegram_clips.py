@@ -19,8 +19,14 @@ from adapters.telegram import build_application, running
 from adapters.telegram.clips import CLIP_UPLOAD_LIMIT, looks_like_video
 from bot.config import Settings
 from bot.service import Service
-from tests.support_clip_engine import FRAME_DELAY_ENV, LOGGING_NEGATIVE_ENGINE
-from tests.support_clips import describe, example, make_gif, make_mp4, pan_frames, zoom_frames
+from tests.support_clip_engine import (
+    FACE_MARKING_ENGINE,
+    FRAME_DELAY_ENV,
+    LOGGING_NEGATIVE_ENGINE,
+    green_fraction,
+    portrait_frames,
+)
+from tests.support_clips import describe, example, frames_of, make_gif, make_mp4, pan_frames, zoom_frames
 
 REPLY_TIMEOUT = 120.0
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -120,6 +126,23 @@ async def test_each_kind_of_clip_comes_back_as_itself(
     edits = frame_edits(telegram, chat.id)
     assert len(edits) >= 2 and edits[-1].startswith("Stylizing frame"), edits
     assert not telegram.refused()
+
+
+@module_loop
+async def test_a_video_with_a_face_has_its_face_drawn_by_the_face_pass(
+    telegram: FakeTelegram, service: Service
+) -> None:
+    """The chat's face pass is on by default: the clip's face is found, tracked and painted."""
+    user = new_user()
+    chat = telegram.private_chat(user)
+    clip = make_mp4(portrait_frames(), 12, 12)
+    settings = service.settings.model_copy(update={"engine_factory": FACE_MARKING_ENGINE})
+    async with Service(settings) as faces_on, bot(telegram, faces_on):
+        sent = telegram.send_video(user, chat, clip, kind="video", size=(320, 240))
+        answer = await reply_with(telegram, sent, "video")
+    frames = list(frames_of(telegram.file_data(answer["video"]["file_id"])))
+    assert len(frames) == 12
+    assert all(0.03 < green_fraction(frame) < 0.2 for frame in frames)  # the face, not the whole picture
 
 
 @module_loop

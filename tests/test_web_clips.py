@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.web import create_app
 from bot.service import Service
-from tests.support_clip_engine import NEGATIVE_ENGINE
+from tests.support_clip_engine import FACE_MARKING_ENGINE, NEGATIVE_ENGINE, green_fraction, portrait_frames
 from tests.support_clips import describe, example, frames_of, make_gif, make_mp4, pan_frames, zoom_frames
 from tests.support_web import read_events, small_settings
 from tests.test_web_browser import (  # the browser fixtures and helpers of the page's own tests
@@ -48,6 +48,20 @@ async def client(weights_dir: Path) -> AsyncIterator[TestClient]:
     settings = small_settings(weights_dir, engine_factory=NEGATIVE_ENGINE, clip_chunk_frames=6)
     async with Service(settings) as service, TestClient(TestServer(create_app(settings, service))) as test_client:
         yield test_client
+
+
+async def test_a_clip_with_a_face_has_its_face_drawn_by_the_face_pass(weights_dir: Path) -> None:
+    """Faces on (the form's default): the clip's face is found, tracked and painted by the face pass."""
+    settings = small_settings(weights_dir, engine_factory=FACE_MARKING_ENGINE, clip_chunk_frames=6)
+    clip = make_mp4(portrait_frames(), 12, 12)
+    async with Service(settings) as service, TestClient(TestServer(create_app(settings, service))) as face_client:
+        form = FormData()
+        form.add_field("image", clip, filename="portrait.mp4", content_type="video/mp4")
+        response = await face_client.post("/api/v1/stylize", data=form)
+        assert response.status == 200, await response.text()
+        frames = list(frames_of(await response.read()))
+    assert len(frames) == 12
+    assert all(0.03 < green_fraction(frame) < 0.2 for frame in frames)  # the face, not the whole picture
 
 
 async def test_one_shot_stylize_takes_a_clip_and_answers_mp4_with_sound(client: TestClient) -> None:
