@@ -114,8 +114,15 @@ def stylize_frames(
         if face_model is not None and index < len(plan.faces):
             faces = [face_from_record(record) for record in plan.faces[index]]
         result = stylize_image(
-            to_tensor(pixels), scene, faces=faces, face_model=face_model, finish=finish, strength=strength,
-            scene_side=scene_side, equalize=equalize, face_sizes=CLIP_FACE_SIZES,
+            to_tensor(pixels),
+            scene,
+            faces=faces,
+            face_model=face_model,
+            finish=finish,
+            strength=strength,
+            scene_side=scene_side,
+            equalize=equalize,
+            face_sizes=CLIP_FACE_SIZES,
         )
         if total:
             report("stylizing", (index - first + 1) / total)
