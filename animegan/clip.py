@@ -258,7 +258,8 @@ def decoded(
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """(time, frame) of the first video stream, from the key frame at or before ``from_time``.
 
-    A damaged stretch ends the stream there rather than failing: what was read so far is kept. Every frame's own
+    A damaged stretch ends the stream there rather than failing, whichever error FFmpeg gives for it: what was read
+    so far is kept. Every frame's own
     size is checked, before anything converts it: a stream may change size part-way (a new key frame), whatever
     its header said.
 
@@ -280,7 +281,7 @@ def decoded(
             time = _frame_time(frame, last, stream)
             last = time
             yield time, frame
-    except (av.error.InvalidDataError, av.error.EOFError):
+    except av.error.FFmpegError:  # damaged data: invalid, cut short, or a state the decoder refuses (EPERM...)
         return
 
 

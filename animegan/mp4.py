@@ -146,7 +146,7 @@ def _audio_packets(
                             written += samples.shape[1]
                     if written >= wanted:
                         break
-            except (av.error.InvalidDataError, av.error.EOFError):
+            except av.error.FFmpegError:  # damaged sound: what was read is kept, silence pads the rest
                 pass
         written += _write_silence(fifo, wanted - written, layout, rate, written)  # the sound ended before the picture
         frame_size = stream.codec_context.frame_size or 1024

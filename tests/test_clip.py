@@ -257,6 +257,15 @@ def test_containers_and_codecs_outside_the_allow_lists_get_a_plain_message(conta
     assert raised.value.message == NOT_A_CLIP
 
 
+def test_a_stream_ffmpeg_has_no_decoder_for_gets_a_plain_message() -> None:
+    """Found by tests/test_fuzz.py: a stream without a codec has no codec context, and reading its size crashed."""
+    clip = remux(make_mp4(still_frames(example(), (64, 48)), 3, 12), "matroska")
+    clip = clip.replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/XYZ")  # the Matroska codec id of the video track
+    with pytest.raises(UnsupportedClip) as raised:
+        scan(clip, ClipLimits())
+    assert raised.value.message == NOT_A_CLIP
+
+
 def test_a_truncated_faststart_clip_gives_what_was_received(negative: NegativeEngine) -> None:
     clip = make_mp4(pan_frames(example(), (128, 96), 24), 24, 12, faststart=True)
     result = negative.stylize_clip_bytes(clip[: len(clip) * 2 // 3], "shinkai", faces=False)

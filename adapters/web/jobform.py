@@ -175,7 +175,9 @@ async def _read_multipart(request: web.Request, settings: Settings) -> dict[str,
             size = max(request.content_length or 0, limit + 1)
             raise ApiError(413, "too_large", too_large_message(size, limit))
         if data is None:
-            raise ApiError(400, "field_too_long", f"The field `{name[:40]}` is too long.")
+            # The name is the client's: bytes that are not UTF-8 arrive as lone surrogates, which no JSON can carry.
+            shown = name[:40].encode("utf-8", "replace").decode()
+            raise ApiError(400, "field_too_long", f"The field `{shown}` is too long.")
         if name in FORM_FIELDS:
             fields.setdefault(name, data)
     return fields
