@@ -9,6 +9,7 @@ Nothing here decodes video (that is the workers' business, see ``bot/clip_steps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -86,7 +87,8 @@ class ClipJob(JobLog):
     @classmethod
     async def start(cls, queue: JobQueue, request: JobRequest, settings: ClipSettings) -> ClipJob:
         """Submit the clip's first step (so a full queue refuses the clip at once, as it would a photo) and run
-        the rest in the background."""
+        the rest in the background. The clip holds one place in the queue (its id) for its whole life, so clips
+        count against the queue's bound and the person's cap like photos; it gives the place back when it ends."""
         job = cls(queue, request, settings)
         plan_job = await queue.submit(job._step(JobKind.CLIP_PLAN, {"limits": settings.limits()}))
         job._position = plan_job.position
@@ -94,7 +96,7 @@ class ClipJob(JobLog):
         return job
 
     def _step(self, kind: JobKind, task: dict[str, object], parts: tuple[bytes, ...] = ()) -> JobRequest:
-        return replace(self.request, kind=kind, task=json.dumps(task), parts=parts)
+        return replace(self.request, kind=kind, task=json.dumps(task), parts=parts, place=self.id)
 
     async def _run(self, plan_job: JobHandle) -> None:
         try:
@@ -105,6 +107,9 @@ class ClipJob(JobLog):
             outcome = JobFailed(
                 Text("Sorry, something went wrong while drawing your video. ({error})", error=type(error).__name__)
             )
+        finally:
+            with contextlib.suppress(Exception):  # a place the queue can't hear of expires there (Redis)
+                await self._queue.release(self.request.user, self.id)
         self._finish(outcome)
 
     async def _steps(self, plan_job: JobHandle) -> JobResult:

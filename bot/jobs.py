@@ -64,6 +64,7 @@ class JobRequest:
     kind: JobKind = JobKind.PHOTO  # for a clip, ``image`` holds the clip's bytes
     task: str = ""  # a clip step's parameters, JSON (see bot/clips.py)
     parts: tuple[bytes, ...] = ()  # a clip join's segments
+    place: str = ""  # a clip's id: its steps share the one place in the queue the clip holds (bot/clips.py)
 
 
 @dataclass(frozen=True)
@@ -161,5 +162,14 @@ class JobQueue(Protocol):
 
     async def submit(self, request: JobRequest) -> JobHandle:
         """Queue a job; raises ``QueueFull`` (``PersonQueueFull`` for one person's cap) or ``RateLimited`` at once
-        when it can't be accepted."""
+        when it can't be accepted.
+
+        A request with a ``place`` (a clip's step) takes that place with its first step, admitted like a photo; the
+        place then counts as one waiting job of the person (against the queue's bound and their cap) until
+        ``release``, and the later steps with that place are never refused and not counted again.
+        """
+        ...
+
+    async def release(self, user: str, place: str) -> None:
+        """Give back the place ``user``'s clip held (it has ended); nothing when it holds none."""
         ...

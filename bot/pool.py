@@ -163,6 +163,7 @@ class InferencePool:
         self._context = multiprocessing.get_context("spawn")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: FairQueue[PoolJob] = FairQueue()
+        self._places: dict[str, str] = {}  # clips in flight: place -> person (see JobQueue.release)
         self._workers: set[WorkerProcess] = set()  # started and not retired, busy or idle
         self._idle: deque[WorkerProcess] = deque()
         self._tasks: set[asyncio.Task[None]] = set()  # job runs and worker replacements
@@ -201,15 +202,31 @@ class InferencePool:
             raise RuntimeError("InferencePool.start() must be awaited before submit()")
         if self._closing:
             raise self._refuse(SHUTDOWN_MESSAGE)
-        if len(self._waiting) >= self.config.queue_size and not self._idle:
-            raise self._refuse(BUSY_MESSAGE)
-        if self._waiting.waiting(request.user) >= self.config.per_user_queued and not self._idle:
-            raise self._refuse(person_busy_message(self._waiting.waiting(request.user)), PersonQueueFull)
+        if request.place not in self._places:  # a step of a clip holding its place is never refused
+            waiting, mine = self._occupied(request.user)
+            runs_now = bool(self._idle) and not request.place  # a clip keeps its place beyond its first step
+            if waiting >= self.config.queue_size and not runs_now:
+                raise self._refuse(BUSY_MESSAGE)
+            if mine >= self.config.per_user_queued and not runs_now:
+                raise self._refuse(person_busy_message(mine), PersonQueueFull)
+            if request.place:
+                self._places[request.place] = request.user
         job = PoolJob(request, attempts_made)
         self._counts["accepted"] += 1
         self._waiting.push(request.user, job)
         self._dispatch()
         return job
+
+    async def release(self, user: str, place: str) -> None:
+        """Give back the place ``user``'s clip held (see ``JobQueue.release``)."""
+        self._places.pop(place, None)
+
+    def _occupied(self, user: str) -> tuple[int, int]:
+        """Places taken in the queue, in all and by ``user``: each waiting photo, and each clip in flight once
+        (its steps ride on the clip's place)."""
+        photos = [job.request.user for job in self._waiting.order() if not job.request.place]
+        clips = list(self._places.values())
+        return len(photos) + len(clips), photos.count(user) + clips.count(user)
 
     async def stop(self, grace: float | None = None) -> None:
         """Take no new jobs; let waiting and running ones finish for up to ``grace`` seconds (default: the job

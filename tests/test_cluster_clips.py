@@ -43,7 +43,7 @@ async def test_a_clips_chunks_run_on_every_worker_host(
     try:
         clip = make_mp4(pan_frames(example(), (128, 96), 24), 24, 12, audio_seconds=2.0)
         async with Service(settings_for(redis_server, weights_dir)) as front_end:
-            handle = await front_end.submit(JobRequest("web:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
+            handle = await front_end.enqueue(JobRequest("web:1", clip, "shinkai", faces=False, kind=JobKind.CLIP))
             events = [event async for event in handle.progress()]
             result = await handle.result()
     finally:

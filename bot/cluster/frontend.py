@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 JOB_ID_BYTES = 12
 FOLLOW_BLOCK_MS = 250  # how soon a newly submitted job joins the follower's blocking read
 STATS_EVERY_SECONDS = 1.0
+MIN_PLACE_TTL_SECONDS = 600.0
+PLACE_TTL_JOB_TIMEOUTS = 4  # a clip's step may wait for a worker, then run up to the job timeout
 UNREACHABLE_MESSAGE = N_("The bot cannot reach its job queue right now. Please try again in a minute.")
 LOST_MESSAGE = N_("Your picture's result expired before it could be sent. Please try again.")
 NEW_JOB_KINDS = (JobKind.PHOTO, JobKind.CLIP, JobKind.CLIP_PLAN)  # what a person sends; the rate limit counts these
@@ -119,6 +121,8 @@ class RedisQueue:
                 fields,
                 rate_limit,
                 RATE_WINDOW_SECONDS,
+                request.place,
+                self.place_ttl,
             )
         except Exception as error:
             if not must_wait(error):
@@ -137,6 +141,20 @@ class RedisQueue:
         job = RedisJob(job_id, number)
         self._following[job_id] = (job, "0")
         return job
+
+    @property
+    def place_ttl(self) -> float:
+        """Seconds a clip's place is kept after its latest step, should its front end die before giving it back."""
+        return max(MIN_PLACE_TTL_SECONDS, PLACE_TTL_JOB_TIMEOUTS * self.settings.job_timeout)
+
+    async def release(self, user: str, place: str) -> None:
+        """Give back the place ``user``'s clip held (see ``JobQueue.release``); if Redis is away, it expires."""
+        try:
+            await self._scripts.release(user, place)
+        except Exception as error:
+            if not must_wait(error):
+                raise
+            logger.warning("could not give back a clip's place (it expires): %s", error)
 
     async def stop(self, grace: float | None = None) -> None:
         """Take no new jobs; wait up to ``grace`` seconds (default: the job timeout plus one lease) for the

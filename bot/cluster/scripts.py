@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from bot.cluster.keys import GROUP, Keys
 
-SCRIPT_NAMES = ("admit", "take", "claim", "progress", "complete", "renew", "stats")
+SCRIPT_NAMES = ("admit", "release", "take", "claim", "progress", "complete", "renew", "stats")
 
 
 def _source(name: str) -> str:
@@ -55,13 +55,22 @@ class ClusterScripts:
         fields: list[bytes | str],
         rate_limit: int = 0,
         rate_window: float = 60.0,
+        place: str = "",
+        place_ttl: float = 600.0,
     ) -> tuple[str, int]:
         """Queue a job fairly unless the rate limit (``rate_limit`` jobs per ``rate_window`` seconds, 0: none) or a
         bound says no, and count it in the rate limit, in one step: ``("ok", position)``, ``("rate", wait_ms)``,
-        ``("busy", waiting)`` or ``("person", waiting_of_this_person)``."""
-        window_ms = int(rate_window * 1000)
-        verdict, number = await self._run("admit", user, queue_size, per_user, job_id, rate_limit, window_ms, *fields)
+        ``("busy", waiting)`` or ``("person", waiting_of_this_person)``. With ``place`` (a clip's id) the job takes
+        or rides on that place, kept ``place_ttl`` seconds after its latest step (see ``lua/admit.lua``)."""
+        window_ms, ttl_ms = int(rate_window * 1000), int(place_ttl * 1000)
+        verdict, number = await self._run(
+            "admit", user, queue_size, per_user, job_id, rate_limit, window_ms, place, ttl_ms, *fields
+        )
         return verdict.decode(), int(number)
+
+    async def release(self, user: str, place: str) -> None:
+        """Give back a clip's place."""
+        await self._run("release", user, place)
 
     async def take(self, consumer: str) -> Lease | None:
         """The next job in round-robin order over people, now leased to ``consumer``; ``None`` if none waits."""

@@ -39,23 +39,26 @@ local function holds_lease(prefix, group, entry, consumer)
   return #pending == 1 and pending[1][2] == consumer
 end
 
--- The per-person rate limit, shared by every front end: a sliding window of accepted photo times (server time).
--- Milliseconds ``user`` must wait before another photo (0: now), the window's old times dropped.
-local function rate_wait(prefix, user, limit, window)
-  local times = key(prefix, 'rate', user)
+-- The server's time in milliseconds.
+local function now_ms()
   local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('ZREMRANGEBYSCORE', times, '-inf', now_ms - window)
-  if redis.call('ZCARD', times) < limit then return 0 end
-  local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
-  return tonumber(oldest[2]) + window - now_ms
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
 
--- Count one accepted photo of ``user`` now.
+-- The per-person rate limit, shared by every front end: a sliding window of accepted photo times (server time).
+-- Milliseconds ``user`` must wait before another photo (0: now). It only reads: a script's first write must be one
+-- that Redis checks against maxmemory, else a server out of memory would let the whole script through.
+local function rate_wait(prefix, user, limit, window)
+  local times, now = key(prefix, 'rate', user), now_ms()
+  local recent = redis.call('ZRANGEBYSCORE', times, '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+  if #recent < 2 * limit then return 0 end
+  return tonumber(recent[2]) + window - now
+end
+
+-- Count one accepted photo of ``user`` now, and forget the times that left the window.
 local function rate_record(prefix, user, window)
-  local times = key(prefix, 'rate', user)
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('ZADD', times, now_ms, now[1] .. now[2] .. ':' .. redis.call('ZCARD', times))
+  local times, now = key(prefix, 'rate', user), now_ms()
+  redis.call('ZADD', times, now, now .. ':' .. redis.call('ZCARD', times))
+  redis.call('ZREMRANGEBYSCORE', times, '-inf', now - window)
   redis.call('PEXPIRE', times, window)
 end

@@ -10,6 +10,10 @@ local job_id = redis.call('LPOP', queue)
 if redis.call('LLEN', queue) > 0 then redis.call('RPUSH', turn, user) end
 if not job_id then return false end
 redis.call('HINCRBY', key(prefix, 'counters'), 'waiting', -1)
+if redis.call('HEXISTS', key(prefix, 'job', job_id), 'place') == 1 then  -- a clip's step: it rode on a place
+  redis.call('HINCRBY', key(prefix, 'counters'), 'held', -1)
+  redis.call('HINCRBY', key(prefix, 'held'), user, -1)
+end
 
 local stream = key(prefix, 'stream')
 redis.call('XADD', stream, '*', 'job', job_id)
