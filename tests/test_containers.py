@@ -107,14 +107,26 @@ def stack(podman: dict[str, str], weights_mirror: Path, tmp_path: Path) -> Itera
         for name in containers(env, project):
             with log.open("ab") as output:  # kept in the test's folder for a failure's post-mortem
                 subprocess.run(["podman", "logs", name], env=env, stdout=output, stderr=subprocess.STDOUT)
-        subprocess.run(
-            [*compose, "down", "-v", "-t", "5"],
-            env=env,
-            cwd=REPO,
-            timeout=300,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with log.open("ab") as output:
+            subprocess.run(
+                [*compose, "down", "-v", "-t", "5"], env=env, cwd=REPO, timeout=300, stdout=output, stderr=output
+            )
+            # podman-compose's down can leave a container behind (one restarted by its policy after the test
+            # killed it): remove whatever still carries the project's label, and its volumes.
+            left = containers(env, project)
+            if left:
+                subprocess.run(
+                    ["podman", "rm", "-f", "-t", "5", "--depend", *left], env=env, stdout=output, stderr=output
+                )
+            volumes = subprocess.run(
+                ["podman", "volume", "ls", "-q", "--filter", f"label=io.podman.compose.project={project}"],
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            if volumes:
+                subprocess.run(["podman", "volume", "rm", "-f", *volumes], env=env, stdout=output, stderr=output)
+        assert not containers(env, project), "containers of the test's project were left behind"
 
 
 def containers(env: dict[str, str], project: str, service: str | None = None) -> list[str]:
