@@ -8,14 +8,15 @@ progress events and keeping only the latest one per stage, so a slow reader neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from bot.jobs import JobError, JobFailed, JobHandle, JobProgress, JobRequest, JobResult, JobStage, QueueFull
-from bot.pool import BUSY_MESSAGE
+from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ StageTimer = Callable[[JobStage, float], None]
 JOB_ID_BYTES = 12  # 96 random bits: ids are the only thing guarding a job's result
 UNEXPECTED_FAILURE = "Something went wrong on the server while making your picture. Please try again."
 TERMINAL_STAGES = frozenset({JobStage.DONE, JobStage.FAILED})
+DRAIN_POLL_SECONDS = 0.05
 
 
 class WebJob:
@@ -48,6 +50,7 @@ class WebJob:
         self.finished_at: float | None = None
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
+        self._collected = asyncio.Event()
 
     @property
     def state(self) -> str:
@@ -66,6 +69,11 @@ class WebJob:
     async def wait(self) -> None:
         """Return once the job has finished."""
         await self._done.wait()
+
+    def collect(self) -> None:
+        """The client has been given the job's outcome (its result, or its error): a stopping server may forget it."""
+        if self.finished:
+            self._collected.set()
 
     async def changes(self, seen: int = -1) -> AsyncIterator[int]:
         """Yield the current ``seq`` each time it moves past ``seen``; ends once the job finished.
@@ -140,12 +148,28 @@ class JobStore:
         self._on_stage_time = on_stage_time
         self._jobs: OrderedDict[str, WebJob] = OrderedDict()
         self._followers: dict[str, asyncio.Task[None]] = {}
+        self.closing = False
+        self._admitting = 0  # requests between ensure_room and add: a drain waits for them too
 
     def ensure_room(self) -> None:
-        """Raise ``QueueFull`` (busy) when the store is full of unfinished jobs; call it before submitting one."""
+        """Raise ``QueueFull`` (busy) when the store is full of unfinished jobs, or the server is stopping; call it
+        before submitting one."""
+        if self.closing:
+            raise QueueFull(SHUTDOWN_MESSAGE)
         self._expire()
         if len(self._jobs) >= self.capacity and all(not job.finished for job in self._jobs.values()):
             raise QueueFull(BUSY_MESSAGE)
+
+    @contextlib.contextmanager
+    def admitting(self) -> Iterator[None]:
+        """Around submitting a job that will be ``add``ed: ``ensure_room`` first, and a drain that starts meanwhile
+        waits for the job too."""
+        self.ensure_room()
+        self._admitting += 1
+        try:
+            yield
+        finally:
+            self._admitting -= 1
 
     def add(self, handle: JobHandle, request: JobRequest, source: str) -> WebJob:
         """Store a freshly submitted job under a new random id and start following its progress."""
@@ -165,6 +189,20 @@ class JobStore:
     def __len__(self) -> int:
         self._expire()
         return len(self._jobs)
+
+    async def drain(self, finish: float, collect: float) -> None:
+        """Take no new job; wait up to ``finish`` seconds for every job to finish, then up to ``collect`` seconds for
+        their clients to collect the outcomes (the result read, or the error in a status, result or event stream):
+        a stopping server keeps answering for the jobs it accepted until their people have their answers."""
+        self.closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(finish):
+                # Jobs being admitted have nothing to wait on yet; a short poll covers them and the rest alike.
+                while self._admitting or not all(job.finished for job in self._jobs.values()):  # noqa: ASYNC110
+                    await asyncio.sleep(DRAIN_POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(collect):
+                await asyncio.gather(*(job._collected.wait() for job in self._jobs.values() if job.finished))
 
     async def close(self) -> None:
         """Stop following every job (the pool still finishes them; nobody here will read the outcome)."""

@@ -113,3 +113,18 @@ def portrait_frames(size: tuple[int, int] = (320, 240)) -> Callable[[int], np.nd
     from tests.support_clips import still_frames
 
     return still_frames(data.astronaut()[32:416], size)
+
+
+PHOTO_DELAY_ENV = "ANIMEBOT_TEST_PHOTO_DELAY"  # seconds added to every photo, to keep a load in flight a while
+
+
+class SlowPhotosNegativeEngine(NegativeEngine):
+    """``NegativeEngine`` whose photos take ``ANIMEBOT_TEST_PHOTO_DELAY`` seconds more: photos and clips through the
+    real code, slow enough that a load is still in flight while the chaos test injects its faults."""
+
+    def stylize_bytes(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(float(os.environ.get(PHOTO_DELAY_ENV, "0")))
+        return super().stylize_bytes(data, *args, **kwargs)
+
+
+SLOW_PHOTOS_NEGATIVE_ENGINE = "tests.support_clip_engine:SlowPhotosNegativeEngine"

@@ -32,18 +32,29 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    """One redis-server process on 127.0.0.1, AOF with fsync on every write, data in ``folder``."""
+    """One redis-server process on 127.0.0.1, AOF with fsync on every write, data in ``folder``; optionally with a
+    password and ``maxmemory`` (always ``noeviction``), as compose runs it."""
 
-    def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        port: int | None = None,
+        password: str | None = None,
+        maxmemory: str | None = None,
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.password = password
+        self.maxmemory = maxmemory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis:// URL of this server (with its password, if it has one)."""
+        login = f":{self.password}@" if self.password else ""
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
@@ -67,12 +78,14 @@ class RedisServer:
                     "noeviction",
                     "--protected-mode",
                     "yes",
+                    *(["--requirepass", self.password] if self.password else []),
+                    *(["--maxmemory", self.maxmemory] if self.maxmemory else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5)
         try:
             while True:
                 try:
@@ -103,4 +116,4 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A synchronous client, for test assertions."""
-        return redis.Redis(host="127.0.0.1", port=self.port)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)

@@ -138,7 +138,6 @@ def find_job(request: web.Request) -> WebJob:
 async def start_job(request: web.Request) -> WebJob:
     """Check the form, hand it to the service as one order, and remember the accepted job."""
     form = await read_job_form(request, request.app[SETTINGS])
-    request.app[JOBS].ensure_room()  # before the service takes it: a job the store could not keep is never run
     order = Order(
         user=client_key(request),
         image=form.image,
@@ -148,11 +147,12 @@ async def start_job(request: web.Request) -> WebJob:
         faces=form.faces,
         output_format=form.output_format,
     )
-    try:
-        accepted = await request.app[SERVICE].submit(order)
-    except SourceExpired:
-        raise ApiError(410, "source_expired", MESSAGE_SOURCE_EXPIRED) from None
-    return request.app[JOBS].add(accepted.handle, accepted.request, accepted.source)
+    with request.app[JOBS].admitting():  # room first: a job the store could not keep is never run
+        try:
+            accepted = await request.app[SERVICE].submit(order)
+        except SourceExpired:
+            raise ApiError(410, "source_expired", MESSAGE_SOURCE_EXPIRED) from None
+        return request.app[JOBS].add(accepted.handle, accepted.request, accepted.source)
 
 
 async def list_styles(request: web.Request) -> web.Response:
@@ -168,7 +168,10 @@ async def submit_job(request: web.Request) -> web.Response:
 
 async def job_status(request: web.Request) -> web.Response:
     """GET /jobs/{id}: the job's state, progress and outcome."""
-    return model_response(job_view(find_job(request)))
+    job = find_job(request)
+    if job.error is not None:
+        job.collect()  # its error is in this answer (a result is collected from its own address)
+    return model_response(job_view(job))
 
 
 def _json(model: ApiModel) -> str:
@@ -195,12 +198,14 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                     await stream.send(_json(job_view(job)), id=str(seq), event="done")
                 elif job.error is not None:
                     await stream.send(_json(ApiError.from_job_error(job.error).body()), id=str(seq), event="failed")
+                    job.collect()
                 sent = seq
     return stream
 
 
 def image_response(job: WebJob) -> web.Response:
     """The finished job's image; ``ApiError`` with the job's own error when it failed."""
+    job.collect()
     if job.error is not None:
         raise ApiError.from_job_error(job.error)
     if job.result is None:

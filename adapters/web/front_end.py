@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from adapters.web.page import create_app
+from adapters.web.page import create_app, drain
 from bot.config import Settings
 from bot.front_ends import FrontEnd
 from bot.service import Service
@@ -18,13 +18,18 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def serving(settings: Settings, service: Service) -> AsyncIterator[None]:
-    """The page and the API on ``settings.host:settings.port`` while entered; on exit, the open requests finish."""
-    runner = web.AppRunner(create_app(settings, service), access_log=None)
+    """The page and the API on ``settings.host:settings.port`` while entered; on exit, the accepted jobs are finished
+    and answered (``page.drain``), then the open requests finish."""
+    app = create_app(settings, service)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         logger.info("web UI and API on http://%s:%d", settings.host, settings.port)
         yield
+        logger.info("web: answering the jobs already accepted, taking no new ones")
+        await drain(app)
+        logger.info("web: every accepted job answered; stopping")
     finally:
         await runner.cleanup()
 

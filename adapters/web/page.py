@@ -17,7 +17,7 @@ from aiohttp import web
 from PIL import Image, ImageOps
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.web.api import SERVICE, SETTINGS, create_api_app, model_response
+from adapters.web.api import JOBS, SERVICE, SETTINGS, create_api_app, model_response
 from adapters.web.models import API_PREFIX, Health, Readiness
 from adapters.web.page_text import page_language, render_page
 from bot.config import Settings
@@ -38,6 +38,7 @@ THUMBNAIL_USER = "web:thumbnails"
 THUMBNAIL_RETRY_SECONDS = 10.0
 THUMBNAIL_MAX_ATTEMPTS = 30
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small text fields around the image
+COLLECT_SECONDS = 10.0  # a stopping server waits this long for clients following a finished job to come for it
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -190,6 +191,7 @@ class StyleThumbnails:
 
 METRICS = web.AppKey("metrics", Metrics)
 GALLERY = web.AppKey("gallery", ExampleGallery)
+API = web.AppKey("api", web.Application)  # the /api/v1 sub-application (its job store, for readiness and drain)
 THUMBNAILS = web.AppKey("thumbnails", StyleThumbnails)
 
 
@@ -284,6 +286,8 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.append("No worker process is ready yet.")
     if styles == 0:
         reasons.append("No style is installed: run `animebot weights pull`.")
+    if request.app[API][JOBS].closing:
+        reasons.append("Stopping: answering the jobs already accepted, taking no new ones.")
     down = service.supervisor.down()
     if down:
         reasons.append(f"Restarting after a failure: {', '.join(down)}.")
@@ -351,5 +355,13 @@ def create_app(settings: Settings, service: Service) -> web.Application:
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
     router.add_get("/metrics", metrics, name="metrics")
-    app.add_subapp(API_PREFIX, create_api_app(settings, service, on_stage_time=app[METRICS].time_stage))
+    app[API] = create_api_app(settings, service, on_stage_time=app[METRICS].time_stage)
+    app.add_subapp(API_PREFIX, app[API])
     return app
+
+
+async def drain(app: web.Application) -> None:
+    """Before the server stops: take no new job (``/readyz`` turns red), finish the accepted ones and give their
+    outcomes to the clients who come for them (bounded by the job timeout plus one lease, then ``COLLECT_SECONDS``)."""
+    settings = app[SETTINGS]
+    await app[API][JOBS].drain(settings.job_timeout + settings.lease_seconds, COLLECT_SECONDS)

@@ -71,8 +71,9 @@ async def ensure_group(client: Redis, keys: Keys) -> None:
 
 
 # Refusals that pass with time but have no class of their own in redis-py: a failed snapshot (MISCONF), a primary
-# without enough replicas, a script running too long.
-REFUSING_PREFIXES = ("MISCONF", "NOREPLICAS", "BUSY ")
+# without enough replicas, a script running too long, a blocking read ended because the server became a replica
+# (UNBLOCKED, in a failover).
+REFUSING_PREFIXES = ("MISCONF", "NOREPLICAS", "BUSY ", "UNBLOCKED")
 
 
 def is_refusing(error: ResponseError) -> bool:

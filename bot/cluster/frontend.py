@@ -195,7 +195,9 @@ class RedisQueue:
                 replies = cast(StreamReplies | None, await self._client.xread(streams, block=FOLLOW_BLOCK_MS))
                 for stream, entries in replies or []:
                     await self._deliver(stream.decode().rsplit(":", 1)[1], entries)
-            except REDIS_DOWN as error:
+            except Exception as error:
+                if not must_wait(error):
+                    raise
                 self._connected = False
                 logger.warning("lost Redis while following jobs (%s); retrying", error)
                 await backoff.wait()
