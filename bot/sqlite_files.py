@@ -10,6 +10,7 @@ stops with that sentence instead of starting empty.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -55,8 +56,7 @@ def open_store(path: Path, connect: Callable[[Path], sqlite3.Connection], what: 
     a locked one is tried ``OPEN_ATTEMPTS`` times, then ``StoreUnavailable``; ``SchemaTooNew`` passes through.
     """
     path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    # Made here rather than by SQLite so its mode is ours; SQLite gives its -wal and -shm files the same mode.
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+    create_private(path)
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
             return connect(path)
@@ -75,9 +75,21 @@ def open_store(path: Path, connect: Callable[[Path], sqlite3.Connection], what: 
                 raise
             broken = set_aside(path)
             logger.warning("%s %s could not be read (%s); moved it to %s and started afresh", what, path, error, broken)
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+            create_private(path)
             return connect(path)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty and private to this user, unless it exists (SQLite then gives its -wal and -shm files
+    the same mode).
+
+    Never an ``open`` and ``close`` of an existing file: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, so a store already open here would lose its locks, and another process closing the
+    database would then think itself the last one and delete the -wal and -shm still in use here.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE_MODE))
 
 
 def set_aside(path: Path) -> Path:

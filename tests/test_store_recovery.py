@@ -3,8 +3,11 @@ and reached by /forget (issue 20, point 7)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,3 +144,41 @@ async def test_forget_deletes_the_broken_copies(tmp_path: Path, weights_dir: Pat
         await service._owned_sources.close()
 
     assert broken(tmp_path, FILE_NAME) == [] and broken(tmp_path, "sources.sqlite3") == []
+
+
+OTHER_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+from bot.disk_cache import DiskSourceCache
+from bot.settings_store import ChatSettings, SqliteSettingsStore
+
+async def main() -> None:
+    sources = DiskSourceCache.in_folder(Path(sys.argv[1]), 10, 600)
+    await sources.put(b"from another process", owner="telegram:3")
+    await sources.close()
+    settings = SqliteSettingsStore.in_folder(Path(sys.argv[1]))
+    await settings.save("telegram:3", ChatSettings(style="hayao"))
+    await settings.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_opening_a_store_again_keeps_the_locks_of_the_one_open_here(tmp_path: Path) -> None:
+    """A second store on the same file in this process must not drop the first one's locks: else another process
+    closing the file thinks it is the last and deletes the -wal and -shm the first one still uses."""
+    sources, settings = DiskSourceCache.in_folder(tmp_path, 10, TTL), SqliteSettingsStore.in_folder(tmp_path)
+    key = await sources.put(b"kept here", owner="telegram:1")
+    await settings.save("telegram:1", ChatSettings(style="shinkai"))
+    again = DiskSourceCache.in_folder(tmp_path, 10, TTL), SqliteSettingsStore.in_folder(tmp_path)
+    await again[0].put(b"also here", owner="telegram:2")
+    await again[1].save("telegram:2", ChatSettings(style="sketch"))
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-c", OTHER_PROCESS, str(tmp_path)]
+    await asyncio.to_thread(subprocess.run, command, check=True, cwd=repo, timeout=120)
+    companions = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm")))
+    assert companions == [f"{name}{suffix}" for name in (FILE_NAME, "sources.sqlite3") for suffix in ("-shm", "-wal")]
+    assert await sources.get(key, "telegram:1") == b"kept here"
+    assert (await settings.load("telegram:3")).style == "hayao"
+    for store in (sources, settings, *again):
+        await store.close()
