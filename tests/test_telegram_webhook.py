@@ -20,7 +20,7 @@ from bot.service import Service
 from tests.support_pool import SCRIPTED_ENGINE, eventually
 from tests.support_redis import free_port
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -44,6 +44,7 @@ def front_end_settings(telegram: FakeTelegram, service: Service, public_url: str
     )
 
 
+@module_loop
 async def test_two_front_ends_accept_what_telegram_sends_with_the_one_secret(service: Service) -> None:
     first_port = free_port()
     public_url = f"http://127.0.0.1:{first_port}/telegram/hook"  # the balancer forwards here: the first front end
