@@ -83,13 +83,9 @@ async def test_serve_runs_web_and_telegram_on_one_pool(weights_dir: Path, coffee
         assert telegram.token.partition(":")[2] not in log  # the token never reaches a log
 
 
-@asynccontextmanager
-async def serving(env: dict[str, str], port: int) -> AsyncIterator[list[str]]:
-    """``animebot serve`` as its own process, ready; stopped with SIGTERM afterwards (it must exit 0).
-
-    Yields a list that holds the process's whole output once it has exited.
-    """
-    process = await asyncio.create_subprocess_exec(
+async def start_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``animebot serve`` as its own process with ``env``, its output (stdout and stderr) in one pipe."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
@@ -98,6 +94,15 @@ async def serving(env: dict[str, str], port: int) -> AsyncIterator[list[str]]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+@asynccontextmanager
+async def serving(env: dict[str, str], port: int) -> AsyncIterator[list[str]]:
+    """``animebot serve`` as its own process, ready; stopped with SIGTERM afterwards (it must exit 0).
+
+    Yields a list that holds the process's whole output once it has exited.
+    """
+    process = await start_serve(env)
     output: list[str] = []
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz", process)

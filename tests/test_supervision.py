@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from bot.supervision import Supervisor
 from tests.fake_telegram import FakeTelegram
-from tests.test_serve import free_port, serve_env
+from tests.test_serve import free_port, serve_env, start_serve
 
 READY_TIMEOUT = 180.0
 
@@ -38,18 +37,6 @@ async def wait_for(check: object, timeout: float = READY_TIMEOUT) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.25)
-
-
-async def start_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
 
 
 async def test_telegram_unreachable_at_boot_is_retried_shown_in_readyz_and_recovers(weights_dir: Path) -> None:
