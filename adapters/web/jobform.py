@@ -8,6 +8,7 @@ the plain sentence shown to the person.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import sys
@@ -216,8 +217,8 @@ async def read_job_form(request: web.Request, settings: Settings) -> JobForm:
         raise ApiError(400, "image_and_source", MESSAGE_BOTH)
     if image is None and not source:
         raise ApiError(400, "no_photo", MESSAGE_NO_PHOTO)
-    if image is not None:
-        check_image(image, settings)
+    if image is not None:  # Pillow reads the header (a HEIC's container too): off the event loop
+        await asyncio.to_thread(check_image, image, settings)
     choices = {name: text for name in CHOICES if (text := _text(fields, name)) is not None and text.strip()}
     try:
         return JobForm.model_validate({"image": image, "source": source, **choices})
