@@ -34,7 +34,7 @@ from bot.settings_store import FULL_STRENGTH, ChatSettings, SettingsStore, Sqlit
 from bot.supervision import Supervisor
 
 if TYPE_CHECKING:
-    from bot.cluster.shared import RedisRateLimiter, RedisSources
+    from bot.cluster.shared import RedisSources
 
 BYTES_PER_MB = 1024 * 1024
 STRENGTH_RANGE = (0.0, 1.0)
@@ -104,15 +104,15 @@ class Service:
     ) -> None:
         self.settings = settings
         self.supervisor = Supervisor.from_settings(settings)  # the process's long-lived tasks (bot/supervision.py)
-        self.shared: tuple[RedisSources, RedisRateLimiter] | None = None  # in Redis, for every front end
+        self.shared: RedisSources | None = None  # in Redis, for every front end
+        self._rate_refused_in_redis = 0  # the admission script refuses; this front end counts its own
         if queue is None and settings.redis_url is not None:
             from bot.cluster.shared import front_end
 
-            queue, redis_sources, redis_limiter = front_end(settings, self.supervisor)
-            self.shared = (redis_sources, redis_limiter)
+            queue, self.shared = front_end(settings, self.supervisor)
         self._owned_sources: DiskSourceCache | None = None
         if sources is None and self.shared is not None:
-            sources = self.shared[0]
+            sources = self.shared
         if sources is None:
             sources = self._owned_sources = DiskSourceCache.in_folder(
                 settings.data_dir,
@@ -134,7 +134,7 @@ class Service:
         if self.shared is not None:
             from bot.cluster.settings import RedisSettingsStore
 
-            return RedisSettingsStore(self.shared[0].client, self.settings.source_cache_ttl)
+            return RedisSettingsStore(self.shared.client, self.settings.source_cache_ttl)
         return SqliteSettingsStore.in_folder(self.settings.data_dir, self.settings.source_cache_ttl)
 
     async def start(self) -> None:
@@ -269,7 +269,7 @@ class Service:
         try:  # one script checks the shared rate limit, admits and counts the job (bot/cluster/lua/admit.lua)
             handle = await self._enqueue(checked)
         except RateLimited:
-            self.shared[1].refused += 1
+            self._rate_refused_in_redis += 1
             raise
         return handle, checked
 
@@ -315,7 +315,7 @@ class Service:
             if self.shared is not None:
                 from bot.cluster.shared import forget_dead_letters
 
-                await forget_dead_letters(self.shared[0].client, owner)
+                await forget_dead_letters(self.shared.client, owner)
         return deleted
 
     async def find_source(self, key: str, owner: str | None = None) -> bytes | None:
@@ -335,7 +335,7 @@ class Service:
     def stats(self) -> dict[str, int | float]:
         """The queue's numbers plus people refused by the rate limit and the source photos held, as their store last
         counted them (no I/O: this runs on the event loop; left out with Redis, which would have to be asked)."""
-        refused = self.limiter.refused if self.shared is None else self.shared[1].refused
+        refused = self.limiter.refused if self.shared is None else self._rate_refused_in_redis
         usage = self.sources.usage()
         held = {} if usage is None else {"sources_cached": usage.photos, "sources_bytes": usage.total_bytes}
         return {**self.queue.stats(), "rate_limited": refused, **held}

@@ -31,7 +31,9 @@ def negative(image: Tensor) -> Tensor:
 class NegativeEngine(Engine):
     """``Engine`` with the generator swapped for ``negative`` (nothing is converted or loaded), and no face
     detection in a clip's plan (MTCNN on every other frame is most of a plan's time; faces are not the point of the
-    tests that use this engine)."""
+    tests that use this engine; ``FaceMarkingEngine`` turns it back on)."""
+
+    finds_faces_in_plan = False
 
     def generator(self, model: ModelFile) -> ImageFn:
         return negative
@@ -45,7 +47,7 @@ class NegativeEngine(Engine):
         *args: Any,
         **kwargs: Any,
     ) -> ClipPlan:
-        return super().plan_clip(data, style, strength, False, *args, **kwargs)
+        return super().plan_clip(data, style, strength, faces and self.finds_faces_in_plan, *args, **kwargs)
 
 
 CHUNK_LOG_ENV = "ANIMEBOT_TEST_CHUNK_LOG"  # a file each chunk appends "pid first stop" to
@@ -82,16 +84,7 @@ class FaceMarkingEngine(LoggingNegativeEngine):
     """Faces on, as people send clips: the plan finds and tracks faces with the real MTCNN, and the face pass
     paints each face pure green over the negative scene, so a front end's test sees its clip's faces were drawn."""
 
-    def plan_clip(
-        self,
-        data: bytes,
-        style: str | None = None,
-        strength: float = 1.0,
-        faces: bool = True,
-        *args: Any,
-        **kwargs: Any,
-    ) -> ClipPlan:
-        return Engine.plan_clip(self, data, style, strength, faces, *args, **kwargs)
+    finds_faces_in_plan = True
 
     def face_generator(self, style: Style) -> ImageFn | None:
         return paint_green if style.face_model else None

@@ -1,7 +1,8 @@
-"""What front ends share besides the queue: source photos for the re-style buttons, and the rate limit.
+"""What front ends share besides the queue: source photos for the re-style buttons (the shared rate limit is
+applied by the queue's admission script).
 
 Kept in Redis, so a button pressed on any front end finds its photo, also after the front end that received it
-restarted, and a person can't multiply their allowance by reaching several front ends.
+restarted.
 """
 
 from __future__ import annotations
@@ -113,25 +114,13 @@ async def forget_dead_letters(client: Redis, owner: str, keys: Keys | None = Non
         start = "(" + batch[-1][0].decode()
 
 
-class RedisRateLimiter:
-    """The shared rate limit's side in a front end: at most ``per_minute`` photos per person per minute, checked
-    and counted by the queue's admission script (``RedisQueue(rate_limit=...)``), and the refusals counted here."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.refused = 0
-
-
-def front_end(
-    settings: Settings, supervisor: Supervisor | None = None
-) -> tuple[RedisQueue, RedisSources, RedisRateLimiter]:
-    """A front end's queue (its loops under ``supervisor``), source photos and rate limit, all on one Redis client
-    (closed with the queue)."""
+def front_end(settings: Settings, supervisor: Supervisor | None = None) -> tuple[RedisQueue, RedisSources]:
+    """A front end's queue (its loops under ``supervisor``; its admission script also applies the shared rate
+    limit) and source photos, on one Redis client (closed with the queue)."""
     if settings.redis_url is None:
         raise ValueError("a distributed front end needs settings.redis_url")
     client = connect(settings.redis_url.get_secret_value())
     return (
         RedisQueue(settings, client, supervisor=supervisor, rate_limit=settings.rate_limit_per_minute),
         RedisSources(client, settings.source_cache_ttl, bounds=SourceBounds.from_settings(settings)),
-        RedisRateLimiter(settings.rate_limit_per_minute),
     )
