@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import invert_affine_transform, warp_affine
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from facenet_pytorch import MTCNN
+from animegan.mtcnn import MTCNN
 
 # facexlib's FFHQ template for a 512 x 512 crop, in MTCNN's order: the eye, then the mouth corner, on the image's
 # left before the one on its right; the nose between.
@@ -104,7 +103,7 @@ def _rescale(coordinate: Tensor | float, factor: Tensor | float) -> Tensor | flo
 
 
 class FaceDetector:
-    """Finds faces and their 5 landmarks with facenet-pytorch's MTCNN (weights ship inside that package).
+    """Finds faces and their 5 landmarks with MTCNN and facenet-pytorch's weights (``animegan.mtcnn``).
 
     Args:
         min_face_size: faces whose box's shorter side is below this many pixels (of the image given to
@@ -124,11 +123,7 @@ class FaceDetector:
 
     def _model(self) -> MTCNN:
         if self._mtcnn is None:
-            from facenet_pytorch import MTCNN
-
-            self._mtcnn = MTCNN(
-                keep_all=True, device="cpu", thresholds=[*MTCNN_EARLY_THRESHOLDS, self.threshold]
-            ).eval()
+            self._mtcnn = MTCNN((*MTCNN_EARLY_THRESHOLDS, self.threshold))
         return self._mtcnn
 
     def detect(self, image: Tensor) -> list[Face]:
@@ -144,25 +139,19 @@ class FaceDetector:
         height, width = batch.shape[-2:]
         scale = min(1.0, self.detect_long_side / max(height, width))
         small_size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        mtcnn = self._model()
-        # Set per call: the smallest face worth scanning for depends on how much this image was shrunk.
-        mtcnn.min_face_size = max(MTCNN_SMALLEST_FACE, math.floor(self.min_face_size * scale))
+        # The smallest face worth scanning for depends on how much this image was shrunk.
+        smallest = max(MTCNN_SMALLEST_FACE, math.floor(self.min_face_size * scale))
         with torch.inference_mode():
             small = batch.float()
             if small_size != (height, width):
                 small = F.interpolate(small, size=small_size, mode="bilinear", antialias=True, align_corners=False)
-            pixels = (small.clamp(0.0, 1.0) * PIXEL_RANGE).permute(0, 2, 3, 1)  # MTCNN wants (B, H, W, 3) in 0..255
-            boxes, scores, points = mtcnn.detect(pixels, landmarks=True)
-        if boxes[0] is None:
-            return []
+            found = self._model().detect(small.clamp(0.0, 1.0) * PIXEL_RANGE, smallest)
         back_x, back_y = width / small_size[1], height / small_size[0]
         faces = [
-            Face(
-                box=(float(x0), float(y0), float(x1), float(y1)),
-                landmarks=torch.tensor(landmarks.tolist(), dtype=torch.float32),  # MTCNN gives object arrays
-                score=float(score),
-            ).scaled(back_x, back_y)
-            for (x0, y0, x1, y1), score, landmarks in zip(boxes[0], scores[0], points[0], strict=True)
+            Face(box=(x0, y0, x1, y1), landmarks=landmarks.clone(), score=score).scaled(back_x, back_y)
+            for (x0, y0, x1, y1), landmarks, score in zip(
+                found.boxes.tolist(), found.landmarks, found.scores.tolist(), strict=True
+            )
         ]
         return [face for face in faces if face.box_side >= self.min_face_size]
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from animegan.faces import Face, paint_faces
 from animegan.filters import blend, equalize_contrast, shinkai_finish
+from animegan.heap import give_back_free_heap
 from animegan.tiling import run_in_strips
 from animegan.upsampling import generator_size, guided_upsample
 
@@ -88,6 +89,7 @@ def stylize_image(
     report: StageCallback = no_stage_report,
     equalize: ImageFn | None = None,
     face_sizes: Sequence[int] = FACE_CROP_SIZES,
+    trim_heap: bool = False,
 ) -> Tensor:
     """The style applied to one photo.
 
@@ -102,6 +104,8 @@ def stylize_image(
         equalize: the contrast equalisation before the generator (default: CLAHE on the photo's own statistics;
             a clip passes one built from the whole clip's, so its frames do not flicker).
         face_sizes: crop sides faces are stylized at (a clip uses one, so a face's crop never switches size).
+        trim_heap: give freed heap pages back between the passes (``animegan.heap``): a lower peak for a photo,
+            a few milliseconds a clip's frames need not pay.
     Returns:
         (1, 3, H, W) in [0, 1].
     """
@@ -113,6 +117,8 @@ def stylize_image(
         prepared = equalize_contrast(photo, strength=strength, max_side=STATISTICS_SIDE)
     else:
         prepared = equalize(photo)
+    if trim_heap:  # the equalisation's temporaries, before the generator's buffers (see animegan.heap)
+        give_back_free_heap()
     report("stylizing", 0.0)
     if scene_side and max(prepared.shape[-2:]) > scene_side:
         height, width = prepared.shape[-2:]
@@ -122,6 +128,8 @@ def stylize_image(
     else:
         styled = scene(prepared)
     if faces and face_model is not None:
+        if trim_heap:  # the upsampling's temporaries, before the face pass grows the generator's buffers
+            give_back_free_heap()
         report("stylizing", 0.7)
         styled = paint_faces(prepared, styled, faces, face_model, sizes=face_sizes)
     report("finishing", 0.0)

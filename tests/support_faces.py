@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,8 +14,17 @@ from skimage import data
 from torch import Tensor
 
 from animegan.faces import Face, canonical_landmarks
+from animegan.quantize import calibration_photos, default_calibration_dir
 
 POSTERIZE_BITS = 3
+
+
+def licensed_face_photos(folder: Path | None = None) -> list[Path]:
+    """The calibration photos their SOURCES.md marks as showing faces ("**Faces: ..."), in calibration order."""
+    folder = folder or default_calibration_dir()
+    sources = (folder / "SOURCES.md").read_text()
+    marked = set(re.findall(r"^\| `([^`]+)` \|[^\n]*\*\*Faces", sources, flags=re.MULTILINE))
+    return [photo for photo in calibration_photos(folder) if photo.name in marked]
 
 
 def to_tensor(array: object) -> Tensor:

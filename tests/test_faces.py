@@ -6,15 +6,21 @@ Over 400 lines on purpose: each step of face2paint is tested on the same real ph
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy
 import pytest
 import torch
 from kornia.geometry.transform import invert_affine_transform, warp_affine
+from PIL import Image
 from skimage.transform import SimilarityTransform
 from torch import Tensor
 
 from animegan.faces import (
     FFHQ_TEMPLATE,
+    MTCNN_EARLY_THRESHOLDS,
     Face,
     FaceDetector,
     align_face,
@@ -25,7 +31,11 @@ from animegan.faces import (
     paint_faces,
     similarity_transform,
 )
+from animegan.mtcnn import MTCNN, nms
+from animegan.quantize import default_calibration_dir
 from tests import support_faces as photos
+
+REPO = Path(__file__).resolve().parents[1]
 
 SIZE = 512
 # The brief's bar for landmarks found again after a change: a fraction of the inter-ocular distance.
@@ -452,3 +462,63 @@ def test_each_face_is_stylized_at_the_size_it_has_in_the_picture(detector: FaceD
     for face in faces:
         nose_x, nose_y = face.landmarks[2].round().long().tolist()
         assert painted[0, :, nose_y, nose_x].min() > OPAQUE
+
+
+# Our MTCNN against facenet-pytorch's own: the same cascade and weights, so the same detections up to float noise.
+DETECTION_TOLERANCE_PX = 0.01
+SCORE_TOLERANCE = 1e-4
+
+
+def facenet_detections(
+    pixels: Tensor, min_face_size: int, thresholds: tuple[float, float, float]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """facenet_pytorch.MTCNN.detect on one (1, 3, H, W) 0..255 image: boxes (N, 4), landmarks (N, 5, 2), scores."""
+    from facenet_pytorch import MTCNN as FacenetMTCNN
+
+    reference = FacenetMTCNN(keep_all=True, device="cpu", thresholds=list(thresholds), min_face_size=min_face_size)
+    boxes, scores, points = reference.eval().detect(pixels.permute(0, 2, 3, 1), landmarks=True)
+    if boxes[0] is None:
+        return torch.zeros(0, 4), torch.zeros(0, 5, 2), torch.zeros(0)
+    as_tensor = lambda values: torch.tensor(numpy.asarray(values.tolist(), dtype=numpy.float32))  # noqa: E731
+    return as_tensor(boxes[0]), as_tensor(points[0]), as_tensor(scores[0])
+
+
+@pytest.mark.parametrize("min_face_size", [40, 20])
+def test_mtcnn_matches_facenet_pytorch_on_the_licensed_photos(min_face_size: int) -> None:
+    """Every face photo of weights/calibration and one without faces, at the engine's thresholds and a lower floor."""
+    thresholds = (*MTCNN_EARLY_THRESHOLDS, 0.9)
+    ours = MTCNN(thresholds)
+    for photo in [*photos.licensed_face_photos(), default_calibration_dir() / "food_coffee.jpg"]:
+        with Image.open(photo) as image:
+            pixels = photos.to_tensor(numpy.array(image.convert("RGB"))) * 255
+        boxes, landmarks, scores = facenet_detections(pixels, min_face_size, thresholds)
+        found = ours.detect(pixels, min_face_size)
+        assert found.boxes.shape == boxes.shape, photo.name
+        assert torch.allclose(found.boxes, boxes, atol=DETECTION_TOLERANCE_PX, rtol=0), photo.name
+        assert torch.allclose(found.landmarks, landmarks, atol=DETECTION_TOLERANCE_PX, rtol=0), photo.name
+        assert torch.allclose(found.scores, scores, atol=SCORE_TOLERANCE, rtol=0), photo.name
+
+
+def test_nms_keeps_what_torchvision_keeps_even_among_tied_scores() -> None:
+    import torchvision
+
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(400, 2, generator=generator) * 100
+    boxes = torch.cat([corners, corners + 5 + torch.rand(400, 2, generator=generator) * 30], dim=1)
+    scores = (torch.rand(400, generator=generator) * 4).round() / 4  # five distinct values: many ties
+    for overlap in (0.3, 0.5, 0.7):
+        assert torch.equal(nms(boxes, scores, overlap), torchvision.ops.nms(boxes, scores, overlap))
+
+
+def test_finding_faces_imports_neither_torchvision_nor_dynamo() -> None:
+    """torchvision (through facenet-pytorch's __init__) brought torch._dynamo and sympy: 79 MB of each worker."""
+    script = (
+        "import sys\n"
+        "from animegan.faces import FaceDetector\n"
+        "from tests.support_faces import astronaut\n"
+        "assert FaceDetector().detect(astronaut())\n"
+        "heavy = ('torchvision', 'torch._dynamo', 'sympy', 'facenet_pytorch')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
