@@ -61,6 +61,14 @@ def calibration_digest(photos: Sequence[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
+def calibration_size(size: tuple[int, int], side: int, multiple: int) -> tuple[int, int]:
+    """(width, height) a photo of ``size`` (width, height) is brought to: long side ``side``, both multiples of
+    ``multiple``."""
+    scale = side / max(size)
+    width, height = (max(multiple, round(v * scale) // multiple * multiple) for v in size)
+    return width, height
+
+
 def load_calibration_image(photo: Path, side: int = CALIBRATION_SIDE, multiple: int = 8) -> np.ndarray:
     """A photo as the generator sees it: long side ``side``, H and W multiples of ``multiple``.
 
@@ -69,8 +77,7 @@ def load_calibration_image(photo: Path, side: int = CALIBRATION_SIDE, multiple: 
     """
     with Image.open(photo) as image:
         rgb = image.convert("RGB")
-    scale = side / max(rgb.size)
-    width, height = (max(multiple, round(v * scale) // multiple * multiple) for v in rgb.size)
+    width, height = calibration_size(rgb.size, side, multiple)
     pixels = np.asarray(rgb.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
     return (pixels.transpose(2, 0, 1)[None] / 127.5 - 1.0).astype(np.float32)
 

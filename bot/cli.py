@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from animegan.cpu import PRECISION_HELP
 from animegan.errors import AnimeganError
 from animegan.manifest import default_weights_dir, list_styles, load_manifest
 from animegan.weights import PullResult, pull, resolve_models, verify_model
@@ -142,13 +143,16 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _prepare(names: Sequence[str], folder: Path, precision: str) -> None:
-    """Convert freshly pulled files now (safetensors, then the fast-path model), so the first photo does not wait."""
+    """Convert freshly pulled files now (safetensors, then the fast-path model) and, for precision auto, measure
+    which path is fastest on this CPU, so the first photo does not wait."""
     from animegan.engine import Engine
 
     engine = Engine(folder, precision)  # type: ignore[arg-type]
     for model in resolve_models(names):
         if model.is_installed(folder):
             engine.generator(model)
+    for name, path in engine.precision_report().items():
+        print(f"{name}: {path}")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -207,10 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stylize.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16", "int8"],
-        help="generator precision: auto (default) is bf16 on CPUs with native bf16 and INT8 elsewhere; int8 is "
-        "OpenVINO INT8 convolutions, quantized once on the bundled photos and checked to stay within 40 dB of fp32; "
-        "bf16 is OpenVINO with bf16 maths (fp32 on CPUs without it); fp32 is eager PyTorch, the reference",
+        choices=list(PRECISION_HELP),
+        help="generator precision (default ANIMEBOT_PRECISION, auto): "
+        + "; ".join(f"{name}: {meaning}" for name, meaning in PRECISION_HELP.items()),
     )
     stylize.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     stylize.set_defaults(run=cmd_stylize)

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from animegan import cpu
+from animegan.cpu import PRECISION_HELP, PRECISIONS
 from animegan.engine import Engine
 from animegan.loading import build_generator, converted_path
 from animegan.manifest import load_manifest
-from animegan.precision import fp32_runner, ir_path, optimize, resolve
+from animegan.precision import compile_config, fp32_runner, ir_path, optimize
 from animegan.quantize import (
     calibration_digest,
     calibration_photos,
@@ -43,22 +44,55 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        ({"avx2"}, "int8"),
-        ({"avx2", "avx512f", "avx512_vnni"}, "int8"),
-        ({"avx2", "avx_vnni"}, "int8"),
-        ({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, "bf16"),
-        ({"avx2", "amx_bf16", "amx_int8"}, "bf16"),
-        (set(), "bf16"),  # no AVX2: OpenVINO in fp32 (the bf16 path computes in fp32 without native bf16)
+        ({"avx2"}, ("openvino-fp32", "int8")),
+        ({"avx2", "avx512f", "avx512_vnni"}, ("openvino-fp32", "int8")),
+        ({"avx2", "avx_vnni"}, ("openvino-fp32", "int8")),
+        ({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, ("bf16", "int8-bf16", "int8")),
+        ({"avx2", "amx_bf16", "amx_int8"}, ("bf16", "int8-bf16", "int8")),
+        (set(), ("openvino-fp32",)),
     ],
 )
-def test_auto_picks_by_cpu(flags: set[str], expected: str) -> None:
-    assert cpu.auto_precision(frozenset(flags)) == expected
+def test_candidate_paths_by_cpu(flags: set[str], expected: tuple[str, ...]) -> None:
+    """What ``auto`` times: bf16 paths only where bf16 is native, INT8 wherever AVX2 is."""
+    assert cpu.candidate_paths(frozenset(flags)) == expected
 
 
-def test_this_cpu_is_described_and_resolved() -> None:
-    assert resolve("auto") in ("int8", "bf16")
-    assert resolve("fp32") == "fp32"
+def test_this_cpu_is_described_and_every_path_has_its_maths() -> None:
     assert ";" in cpu.describe()
+    assert set(PRECISIONS) == set(PRECISION_HELP)
+    assert compile_config("int8")["INFERENCE_PRECISION_HINT"] == "f32"  # the fp32 remainder, even on a bf16 CPU
+    assert compile_config("openvino-fp32")["INFERENCE_PRECISION_HINT"] == "f32"
+    native = "bf16" if cpu.has_native_bf16() else "f32"
+    assert compile_config("int8-bf16")["INFERENCE_PRECISION_HINT"] == native
+    assert compile_config("bf16")["INFERENCE_PRECISION_HINT"] == native
+    with pytest.raises(ValueError, match="measured"):
+        optimize(lambda: torch.nn.Identity(), "m", "auto", Path("."))
+
+
+ISA_PROBE = """
+import numpy as np, openvino as ov, openvino.opset13 as ops
+image = ops.parameter([1, 32, 16, 16], ov.Type.f32)
+conv = ops.convolution(image, np.ones((32, 32, 3, 3), np.float32), [1, 1], [1, 1], [1, 1], [1, 1])
+compiled = ov.Core().compile_model(ov.Model([conv], [image]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+info = [op.get_rt_info() for op in compiled.get_runtime_model().get_ordered_ops()]
+print(*[i["primitiveType"].astype(str) for i in info if i["layerType"].astype(str) == "Convolution"])
+"""
+
+
+def test_openvino_honours_the_isa_cap_the_bench_emulates_avx2_with() -> None:
+    """bench/engine.py measures the AVX2 class in a child with ONEDNN_MAX_CPU_ISA=AVX2: OpenVINO must obey it."""
+    import os
+    import subprocess
+    import sys
+
+    capped = subprocess.run(
+        [sys.executable, "-c", ISA_PROBE],
+        env={**os.environ, cpu.ISA_LIMIT_VARIABLE: "AVX2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "avx2" in capped and "avx512" not in capped, capped
 
 
 def test_calibration_photos_ship_with_their_sources() -> None:
@@ -71,7 +105,7 @@ def test_calibration_photos_ship_with_their_sources() -> None:
 
 
 @pytest.mark.parametrize("model_name", ["animeganv3_shinkai", "animeganv2_hayao_int8"])
-@pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.parametrize("precision", ["int8", "int8-bf16", "bf16"])
 def test_fast_path_keeps_the_picture_at_any_shape(model_name: str, precision: str, weights_dir: Path) -> None:
     """Held-out photos of several shapes through one compiled model: at least 35 dB and no colour cast."""
     model = load_manifest().models[model_name]
@@ -82,7 +116,7 @@ def test_fast_path_keeps_the_picture_at_any_shape(model_name: str, precision: st
         lambda: module,
         converted_path(model, weights_dir).stem,
         precision,
-        weights_dir,  # type: ignore[arg-type]
+        weights_dir,
         lambda: calibration_set(photos, multiple),
         calibration_digest(photos),
     )
@@ -201,3 +235,24 @@ def test_int8_generator_quantizes_before_its_pads(weights_dir: Path) -> None:
     kinds = [op.get_type_name() for op in quantized.get_ordered_ops()]  # type: ignore[attr-defined]
     assert kinds.count("FakeQuantize") >= 10 and kinds.count("Pad") >= 10
     assert _quantizers_reading_pads(quantized) == 0
+
+
+def test_subsamples_fold_into_strided_projections_and_the_output_stays_the_same(weights_dir: Path) -> None:
+    """Each LADE's ``x[:, :, ::2, ::2]`` before its 1x1 projection becomes the projection's stride: no Slice left,
+    the same numbers at even and odd map sizes."""
+    import numpy as np
+    import openvino as ov
+
+    from animegan.precision import fold_samples_into_projections, to_openvino
+    from animegan.v3 import sample_lade_statistics
+
+    model = load_manifest().models["animeganv3_shinkai"]
+    sliced = to_openvino(sample_lade_statistics(build_generator(model, weights_dir)))
+    folded = sliced.clone()
+    assert fold_samples_into_projections(folded) == 13  # the 13 LADE norms
+    assert not any(op.get_type_name() == "Slice" for op in folded.get_ordered_ops())
+    core, config = ov.Core(), {"INFERENCE_PRECISION_HINT": "f32"}
+    before, after = core.compile_model(sliced, "CPU", config), core.compile_model(folded, "CPU", config)
+    for name, side in (("city_skyline_dusk.jpg", 256), ("portrait_astronaut.jpg", 200)):  # 200: odd deep maps
+        image = load_calibration_image(default_calibration_dir() / name, side)
+        np.testing.assert_array_equal(after(image)[0], before(image)[0])
