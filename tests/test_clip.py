@@ -8,12 +8,15 @@ Shinkai style.
 from __future__ import annotations
 
 import io
+import threading
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from torch import Tensor
 
 from animegan.clip import (
     DAMAGED,
@@ -31,7 +34,10 @@ from animegan.clip import (
 from animegan.engine import Engine
 from animegan.errors import ImageTooLarge
 from animegan.images import to_tensor, to_uint8
+from animegan.pipeline import ImageFn
+from animegan.video import CLIP_FACE_SIZES, plan_clip, stylize_frames
 from tests.support_clip_engine import NegativeEngine
+from tests.support_clip_engine import negative as negative_image
 from tests.support_clips import (
     claim_ten_hours,
     describe,
@@ -54,6 +60,10 @@ FPS_CAP = 15
 STILL_MAX_MAD = 0.5  # of 255, between consecutive output frames of a still clip (the issue's measure)
 FLICKER_MAX_RATIO = 1.3  # output frame-to-frame change on a pan over a flicker-free stylization's
 TONE_ONSET_LEVEL = 0.1
+# A frame drawn in a batch of 4 and alone (run as a batch of 2), of 255: OpenVINO computes every batch of 2 or more
+# alike, so the same pixels up to thread scheduling (mean over the frame; 99.9th percentile pixel).
+BATCH_MAX_MEAN_DIFFERENCE = 0.05
+BATCH_MAX_PIXEL_DIFFERENCE = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +324,76 @@ def test_the_cli_stylizes_a_clip_beside_it(engine: Engine, tmp_path: Path, monke
     assert main(["stylize", str(source), "--no-faces", "-q"]) == 0
     out = describe((tmp_path / "pan_shinkai.mp4").read_bytes())
     assert out["has_audio"] and abs(out["frames"] - 12) <= 1
+
+
+# --- frames batched through the generators ---
+
+# A face in the middle of a 160x120 frame: eyes 30 px apart, so its aligned crop is drawn at the clip's one size.
+MIDDLE_FACE: dict[str, list[float] | list[list[float]]] = {
+    "box": [50.0, 30.0, 110.0, 95.0],
+    "landmarks": [[65.0, 50.0], [95.0, 50.0], [80.0, 65.0], [68.0, 80.0], [92.0, 80.0]],
+}
+
+
+def recording(generator: ImageFn, shapes: list[tuple[int, ...]]) -> ImageFn:
+    def run(image: Tensor) -> Tensor:
+        shapes.append(tuple(image.shape))
+        return generator(image)
+
+    return run
+
+
+def mirror(image: Tensor) -> Tensor:
+    """(B, 3, H, W) -> each picture mirrored: a face pass whose output depends on its own crop only."""
+    return image.flip(-1)
+
+
+def zoom_clip(size: tuple[int, int], count: int) -> tuple[bytes, list[np.ndarray]]:
+    clip = make_mp4(zoom_frames(example("astronaut.jpg"), size, count, zoom=1.2), count, 12)
+    plan = plan_clip(clip, ClipLimits())
+    return clip, list(read_frames(clip, plan))
+
+
+def test_batched_frames_and_faces_give_the_pixels_of_one_by_one_in_order() -> None:
+    clip, frames = zoom_clip((160, 120), 6)
+    plan = replace(plan_clip(clip, ClipLimits()), faces=[[MIDDLE_FACE]] * 6)
+    runs: dict[int, tuple[list[tuple[int, ...]], list[tuple[int, ...]], list[np.ndarray]]] = {}
+    for batch in (1, 4):
+        scene_shapes: list[tuple[int, ...]] = []
+        face_shapes: list[tuple[int, ...]] = []
+        scene, face = recording(negative_image, scene_shapes), recording(mirror, face_shapes)
+        output = list(stylize_frames(frames, plan, 0, scene, face_model=face, batch=batch))
+        runs[batch] = (scene_shapes, face_shapes, output)
+    side = CLIP_FACE_SIZES[0]
+    assert runs[1][0] == [(2, 3, 120, 160)] * 6 and runs[1][1] == [(2, 3, side, side)] * 6, "a lone frame runs twice"
+    assert runs[4][0] == [(4, 3, 120, 160), (2, 3, 120, 160)], "frames go through the scene generator 4 at a time"
+    assert runs[4][1] == [(4, 3, side, side), (2, 3, side, side)], "and their faces, all one crop size, too"
+    one_by_one, batched = runs[1][2], runs[4][2]
+    assert len(batched) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(one_by_one, batched, strict=True)), "same pixels, same order"
+    assert not np.array_equal(batched[0], batched[5]), "the frames differ, so the order is checked"
+
+
+def test_batched_frames_through_the_real_style_match_one_by_one(engine: Engine) -> None:
+    clip, frames = zoom_clip((320, 240), 5)
+    plan = engine.plan_clip(clip, "shinkai")
+    assert any(plan.faces), "the astronaut's face is tracked"
+    style = engine.style("shinkai")
+    scene, face = engine.generator(style.scene_model), engine.face_generator(style)
+    outputs = [
+        [frame.astype(np.float32) for frame in stylize_frames(frames, plan, 0, scene, face_model=face, batch=batch)]
+        for batch in (1, 4)
+    ]
+    differences = [np.abs(a - b) for a, b in zip(*outputs, strict=True)]
+    assert len(differences) == 5
+    assert max(float(d.mean()) for d in differences) <= BATCH_MAX_MEAN_DIFFERENCE
+    assert max(float(np.percentile(d, 99.9)) for d in differences) <= BATCH_MAX_PIXEL_DIFFERENCE
+
+
+def test_an_encoders_error_reaches_the_caller_and_no_thread_is_left(negative: NegativeEngine) -> None:
+    clip = make_mp4(pan_frames(example(), (128, 96), 6), 6, 12)
+    plan = negative.plan_clip(clip, "shinkai", faces=False)
+    odd = replace(plan, width=plan.width + 1)  # yuv420p needs an even width: libx264 refuses to open, in its thread
+    with pytest.raises(av.error.ExternalError, match="libx264"):
+        negative.stylize_clip_chunk(clip, odd, 0, 6, "shinkai", faces=False)
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("clip-")]
