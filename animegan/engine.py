@@ -10,14 +10,17 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from animegan.autotune import Decision, prepare_generator
+from animegan.background import consume_behind, run_ahead
 from animegan.clip import ClipLimits, ClipPlan, read_frames
 from animegan.errors import WeightsMissing
 from animegan.faces import FaceDetector
 from animegan.images import decode_image, encode_image, to_tensor, to_uint8
-from animegan.loading import build_generator, converted_path, size_multiple
+from animegan.loading import size_multiple
 from animegan.manifest import ModelFile, Style, default_weights_dir, find_style, list_styles
 from animegan.mp4 import VIDEO_MIME, encode_segment, join_segments
 from animegan.pipeline import (
+    FACE_CROP_SIZES,
     MAX_OUTPUT_SIDE,
     ImageFn,
     StageCallback,
@@ -27,15 +30,11 @@ from animegan.pipeline import (
     target_size,
     to_generator_range,
 )
-from animegan.precision import Precision, optimize
-from animegan.quantize import (
-    calibration_digest,
-    calibration_photos,
-    calibration_set,
-    default_calibration_dir,
-)
+from animegan.precision import Precision
+from animegan.quantize import default_calibration_dir
 from animegan.tiling import run_tiled
 from animegan.video import plan_clip, stylize_frames
+from animegan.warmup import TINY_SIDE, warm_up_photo
 
 DEFAULT_WORKING_SIZE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -65,7 +64,9 @@ class Engine:
 
     Args:
         weights_dir: installed weights (default: the user cache dir, or ``ANIMEBOT_WEIGHTS_DIR``).
-        precision: "auto" (bf16 where the CPU has it, else INT8), "fp32" (eager reference), "bf16" or "int8".
+        precision: "auto" (the fastest path measured to stay within 40 dB and 1/255 of eager fp32 on this CPU),
+            "fp32" (eager reference), or a forced OpenVINO path: "openvino-fp32", "bf16", "int8", "int8-bf16"
+            (see ``animegan.precision.PRECISION_HELP``).
         working_size: long side, in px, photos are stylized at unless a call asks for another size.
         threads: torch threads of this process (default: torch's choice).
         min_face_size: faces whose box is smaller than this (px, at working size) are left to the scene model.
@@ -96,6 +97,7 @@ class Engine:
             torch.set_num_threads(threads)
         self._detector = FaceDetector(min_face_size=min_face_size)
         self._generators: dict[str, ImageFn] = {}
+        self._decisions: dict[str, Decision] = {}
 
     def styles(self) -> list[Style]:
         """Every style, default first, marked installed or not."""
@@ -117,21 +119,17 @@ class Engine:
         return self.generator(style.face_model) if style.face_model else None
 
     def generator(self, model: ModelFile) -> ImageFn:
-        """The [0, 1] -> [0, 1] generator of ``model``, optimized for this precision, tiled for big images."""
+        """The [0, 1] -> [0, 1] generator of ``model`` on this engine's precision path, tiled for big images.
+
+        With precision "auto" the path is the fastest faithful one measured for this CPU and model (measured once,
+        then read from a small file beside the compiled models; see ``animegan.autotune``).
+        """
         if model.name not in self._generators:
-            key = converted_path(model, self.weights_dir).stem
-            photos = calibration_photos(self.calibration_dir)
-            multiple = size_multiple(model)
-            fast = to_generator_range(
-                optimize(
-                    lambda: build_generator(model, self.weights_dir),
-                    key,
-                    self.precision,
-                    self.weights_dir,
-                    lambda: calibration_set(photos, multiple),
-                    calibration_digest(photos),
-                )
+            runner, self._decisions[model.name] = prepare_generator(
+                model, self.weights_dir, self.precision, self.calibration_dir
             )
+            fast = to_generator_range(runner)
+            multiple = size_multiple(model)
             self._generators[model.name] = lambda image: run_tiled(
                 fast,
                 image,
@@ -141,11 +139,36 @@ class Engine:
             )
         return self._generators[model.name]
 
+    def precision_report(self) -> dict[str, str]:
+        """Each loaded model's path and why, e.g. {"animeganv3_shinkai": "int8-bf16 (measured: 87 ms, 43.7 dB min,
+        0.31/255); also bf16 140 ms, ..."}; models load lazily, so call ``load`` first for a full report."""
+        return {name: decision.summary() for name, decision in self._decisions.items()}
+
     def load(self, style: str | None = None) -> None:
         """Load a style's models now rather than on the first photo."""
         chosen = self.style(style)
         for model in chosen.models:
             self.generator(model)
+
+    def warm_up(self, style: str | None = None, whole_photo: bool = True) -> None:
+        """Pay this process's first-photo costs now (see ``animegan.warmup``), not on a person's photo.
+
+        With ``whole_photo`` (a worker's default style, before it counts as ready): one square face photo at the
+        working size goes the whole way (decoding, the face detector, the scene and face generators at their largest
+        shapes, the finish, the encoder). Without it (other styles, later): each model is loaded and run once tiny.
+        """
+        chosen = self.style(style)
+        self.load(chosen.name)
+        if not whole_photo:
+            for model in chosen.models:
+                self.generator(model)(torch.zeros(1, 3, TINY_SIDE, TINY_SIDE))
+            return
+        Engine.stylize_bytes(self, warm_up_photo(self.working_size), chosen.name)  # not a subclass's override
+        scene_side = min(self.working_size, self.scene_side or self.working_size)
+        largest_crop = max(FACE_CROP_SIZES)
+        face = chosen.face_model
+        if face is not None and (face.name != chosen.scene_model.name or scene_side < largest_crop):
+            self.generator(face)(torch.zeros(1, 3, largest_crop, largest_crop))
 
     def stylize(
         self,
@@ -172,6 +195,7 @@ class Engine:
             strength=strength,
             scene_side=self.scene_side,
             report=report,
+            trim_heap=True,
         )
         return result, len(found)
 
@@ -238,7 +262,7 @@ class Engine:
         face_model = self.face_generator(chosen) if faces else None
         stop = min(stop, plan.frames)
         frames = stylize_frames(
-            read_frames(data, plan, first, stop),
+            run_ahead(read_frames(data, plan, first, stop), name="clip-decode"),
             plan,
             first,
             scene,
@@ -249,7 +273,7 @@ class Engine:
             report=on_stage or no_stage_report,
             total=stop - first,
         )
-        return encode_segment(frames, plan, first)
+        return consume_behind(lambda stylized: encode_segment(stylized, plan, first), frames, name="clip-encode")
 
     def join_clip(self, data: bytes, plan: ClipPlan, segments: list[tuple[int, bytes]]) -> Stylized:
         """The finished clip: the segments in order with the source's sound (H.264 MP4, faststart)."""

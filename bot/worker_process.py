@@ -31,8 +31,11 @@ class WorkerProcess:
         conn: Connection,
         loop: asyncio.AbstractEventLoop,
         on_exit: Callable[[WorkerProcess], None],
+        cores: tuple[int, ...] = (),
     ) -> None:
         self.process = process
+        self.cores = cores  # the CPU cores it is pinned to (empty: not pinned)
+        self.details: dict[str, str] = {}  # what it said of itself when ready (bot/worker.py: ready_details)
         self.conn = conn
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.busy = False

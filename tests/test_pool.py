@@ -383,3 +383,29 @@ async def test_real_engine_stylizes_a_real_photo(weights_dir: Path, astronaut: n
     assert min(picture.size) >= 192
     assert JobStage.STYLIZING in [event.stage for event in handle.events]
     assert rejection.value.message
+
+
+async def test_workers_that_go_round_the_cores_each_run_alone_on_one() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("pinning two workers needs two cores")
+    pool = InferencePool(PoolConfig.from_settings(scripted_settings(workers=len(cores))))
+    await pool.start()
+    try:
+        masks = sorted(tuple(sorted(os.sched_getaffinity(pid))) for pid in pool.worker_pids())
+        details = pool.worker_details()
+        (victim, *_) = pool.worker_pids()
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: len(pool.worker_pids()) == len(cores) and victim not in pool.worker_pids())
+        after = sorted(tuple(sorted(os.sched_getaffinity(pid))) for pid in pool.worker_pids())
+    finally:
+        await pool.stop(grace=0)
+    assert masks == after == [(core,) for core in cores]  # a replacement takes the core its predecessor had
+    assert sorted(detail["cores"] for detail in details.values()) == sorted(str(core) for core in cores)
+
+
+def test_workers_are_not_pinned_when_they_would_share_cores() -> None:
+    config = PoolConfig.from_settings(scripted_settings(workers=3))
+    if len(config.cores) >= 3:
+        pytest.skip("this machine has a core for each of three workers")
+    assert config.core_blocks() == []
