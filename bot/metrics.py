@@ -5,13 +5,14 @@ One ``CollectorRegistry`` per app (not the global one), so several apps can live
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.cluster.refusals import STATS_PREFIX
 from bot.jobs import JobStage
 from bot.service import Service
 from bot.supervision import Supervisor
@@ -26,6 +27,12 @@ STAT_GAUGES = {
     "workers_alive": ("animebot_workers_alive", "Worker processes up and ready."),
     "mean_seconds": ("animebot_job_mean_seconds", "Mean seconds a finished job spent in a worker."),
     "mean_wait_seconds": ("animebot_job_mean_wait_seconds", "Mean seconds a job waited in the queue."),
+    "oldest_wait_seconds": (
+        "animebot_queue_oldest_wait_seconds",
+        "Seconds the oldest job still waiting has waited (in the cluster: of this front end's jobs).",
+    ),
+    "worker_hosts": ("animebot_worker_hosts", "Worker hosts alive (cluster only: heartbeats in Redis)."),
+    "redis_connected": ("animebot_redis_connected", "1 while Redis answers, 0 while it is unreachable (cluster only)."),
     "sources_cached": ("animebot_source_photos", "Source photos kept for re-styling."),
     "sources_bytes": ("animebot_source_photo_bytes", "Bytes of source photos kept for re-styling."),
 }
@@ -63,7 +70,30 @@ class ServiceCollector(Collector):
             )
         if "restarts" in stats:
             yield CounterMetricFamily("animebot_worker_restarts", "Worker processes replaced.", value=stats["restarts"])
+        if "jobs_dead" in stats:
+            yield CounterMetricFamily(
+                "animebot_dead_letters",
+                "Jobs dead-lettered after failing on every attempt (cluster only, counted in Redis for all hosts).",
+                value=stats["jobs_dead"],
+            )
+        yield from refusal_metrics(stats)
         yield from task_metrics(self._service.supervisor)
+
+
+def refusal_metrics(stats: Mapping[str, int | float]) -> Iterator[Metric]:
+    """``animebot_redis_refusals_total{reason=...}``: writes Redis refused (``bot/cluster/refusals.py``), when the
+    stats have them (the cluster layout)."""
+    counts = {key.removeprefix(STATS_PREFIX): value for key, value in stats.items() if key.startswith(STATS_PREFIX)}
+    if not counts:
+        return
+    refusals = CounterMetricFamily(
+        "animebot_redis_refusals",
+        "Writes Redis refused (out of memory, read-only replica, failed snapshot...), by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(counts.items()):
+        refusals.add_metric([reason], count)
+    yield refusals
 
 
 def task_metrics(supervisor: Supervisor) -> Iterator[Metric]:
