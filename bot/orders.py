@@ -3,7 +3,8 @@
 A front end turns a chat message, a button press or an HTTP form into an ``Order`` and hands it to
 ``Service.submit``. Everything between the two is the core's: it reads the kept photo behind a button, fills in
 what the person did not choose from their settings, works out whether the bytes are a photo or a clip, checks the
-upload, applies the rate limit and the queue's admission, and only then keeps the upload for the re-style buttons.
+upload, refuses a banned person, applies the rate limit, the daily budgets and the queue's admission, and only
+then keeps the upload for the re-style buttons.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ class Order:
     What is left ``None`` comes from ``chosen`` (the person's or chat's settings), then from the server's defaults.
     ``user`` is who asks, for fairness and rate limits (``"telegram:123"``, ``"web:127.0.0.1"``); ``owner`` is whose
     kept photo a new upload becomes, so that ``/forget`` deletes it (``None``: kept, but no one's). ``keep=False``
-    keeps nothing (a one-shot request has no buttons).
+    keeps nothing (a one-shot request has no buttons). ``group`` is the group chat or guild it was sent in, whose
+    shared daily budget it is charged to too (``"telegram:-100456"``, ``"discord-guild:789"``; ``None``: a private
+    chat or the web); ``time_zone`` is the person's IANA zone when the platform says it, for the budget's reset
+    time (``None``: UTC).
     """
 
     user: str
@@ -41,6 +45,8 @@ class Order:
     chosen: ChatSettings | None = None
     owner: str | None = None
     keep: bool = True
+    group: str | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)

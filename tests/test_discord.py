@@ -261,7 +261,7 @@ def decoded(data: bytes) -> Image.Image:
 async def test_commands_are_synced_globally_with_the_service_styles(bot: Bot) -> None:
     commands = {command["name"]: command for command in bot.fake.commands}
 
-    assert set(commands) == {"anime", "Animefy", "forget", "settings"}
+    assert set(commands) == {"anime", "Animefy", "forget", "settings", "ban", "unban", "usage"}
     options = {option["name"]: option for option in commands["anime"]["options"]}
     assert [choice["value"] for choice in options["style"]["choices"]] == [style.name for style in bot.service.styles()]
     assert options["image"]["required"] is True
@@ -592,7 +592,7 @@ async def test_the_token_is_used_but_never_logged(
     await private_reply(fake, token)
 
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
-    assert "Synced 4 global Discord commands" in caplog.text
+    assert "Synced 7 global Discord commands" in caplog.text
     assert BOT_TOKEN not in caplog.text
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from discord import app_commands
 
+from adapters.discord.admin import ban, unban, usage
 from adapters.discord.client import AnimeClient
 from adapters.discord.commands import anime, animefy, forget
 from adapters.discord.i18n import (
@@ -36,7 +37,7 @@ SlashCommand = app_commands.Command[Any, ..., None]
 
 def build_client(settings: Settings, service: Service) -> AnimeClient:
     """The Discord client with ``/anime``, ``/settings`` (style choices from ``service.styles()``), ``/forget``,
-    the "Animefy" menu and the result's buttons."""
+    the admins' ``/ban``, ``/unban`` and ``/usage``, the "Animefy" menu and the result's buttons."""
     client = AnimeClient(settings, service, buttons=(StyleButton, StickerButton))
     stylize, choose = anime_command(), settings_command()
     styles = service.styles()
@@ -54,7 +55,25 @@ def build_client(settings: Settings, service: Service) -> AnimeClient:
             callback=forget,
         )
     )
+    for command in admin_commands():
+        client.tree.add_command(command)
     return client
+
+
+def admin_commands() -> list[SlashCommand]:
+    """``/ban``, ``/unban`` and ``/usage`` for the bot's admins (anyone else is refused; names stay English)."""
+    person = localized("The person: a mention, their id, or a key like telegram:123")
+    commands: list[SlashCommand] = [
+        app_commands.Command(name="ban", description=localized("Admins: block a person from the bot."), callback=ban),
+        app_commands.Command(name="unban", description=localized("Admins: lift a person's ban."), callback=unban),
+        app_commands.Command(
+            name="usage", description=localized("Admins: a person's daily budget and ban."), callback=usage
+        ),
+    ]
+    for command in commands:
+        app_commands.describe(person=person)(command)
+    app_commands.describe(reason=localized("Why (kept in the audit log)"))(commands[0])
+    return commands
 
 
 def anime_command() -> SlashCommand:

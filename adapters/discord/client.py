@@ -14,7 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.checks import apologize, check_allowed
+from adapters.discord.checks import apologize, check_allowed, check_not_banned
 from adapters.discord.i18n import CatalogueTranslator
 from bot.config import Settings
 from bot.restyle import LatestPress
@@ -51,9 +51,11 @@ class AnimeClient(discord.Client):
         )
 
     async def allows(self, interaction: discord.Interaction[discord.Client]) -> bool:
-        """Whether the guild allow-list (``settings.allowed_guilds``) lets the interaction in; if not, the person
-        is told so privately."""
-        return await check_allowed(interaction, self.service.access)
+        """Whether the guild allow-list (``settings.allowed_guilds``) lets the interaction in and the person is not
+        banned; if not, the person is told so privately (a banned one once a day)."""
+        return await check_allowed(interaction, self.service.access) and await check_not_banned(
+            interaction, self.service.bans
+        )
 
     async def setup_hook(self) -> None:
         """Register the buttons and sync the commands globally, localized (after login, before the gateway)."""

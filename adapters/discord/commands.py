@@ -16,7 +16,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.checks import person_key
+from adapters.discord.checks import person_key, refusal_text
 from adapters.discord.client import AnimeClient
 from adapters.discord.i18n import interaction_translator
 from adapters.discord.orders import submit_order
@@ -125,7 +125,7 @@ async def stylize_one(
         accepted = await submit_order(interaction, image=image, style=style, strength=strength)
         result = await follow(accepted.handle, lambda event: progress_label(event, _), lambda text: edit(content=text))
     except JobError as error:
-        await fail(interaction, _.say(error.message), remove)
+        await fail(interaction, refusal_text(error, _), remove)
         return
     await show_result(interaction, result, accepted.source, accepted.percent, edit=edit)
 

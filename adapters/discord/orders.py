@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import discord
 
-from adapters.discord.checks import person_key
+from adapters.discord.checks import guild_key, person_key
 from adapters.discord.client import AnimeClient
 from bot.orders import Accepted, Order
 
@@ -29,5 +29,15 @@ async def submit_order(
     service = interaction.client.service
     person = person_key(interaction.user.id)
     chosen = await service.chat_settings.load(person)
-    order = Order(user=person, image=image, source=source, style=style, strength=strength, chosen=chosen, owner=person)
+    group = guild_key(interaction.guild_id)
+    order = Order(
+        user=person,
+        image=image,
+        source=source,
+        style=style,
+        strength=strength,
+        chosen=chosen,
+        owner=person,
+        group=group,
+    )
     return await service.submit(order)

@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 
+from bot.eta import wait_phrase
 from bot.i18n import ENGLISH, Translator
 from bot.jobs import STAGE_LABELS, JobHandle, JobProgress, JobResult, JobStage
 from bot.jobs import progress_label as stage_label
@@ -20,11 +21,18 @@ PROGRESS_EDIT_INTERVAL = 1.0  # seconds: edits of one message share a rate limit
 
 
 def progress_label(event: JobProgress, _: Translator = ENGLISH) -> str | None:
-    """The text shown while a job runs, or None for the final events (the result or error replaces it)."""
+    """The text shown while a job runs (while queued: its position and, when known, the estimated wait), or None
+    for the final events (the result or error replaces it)."""
     if event.stage in (JobStage.DONE, JobStage.FAILED):
         return None
     if event.stage is JobStage.QUEUED and event.position:
-        return _("{stage} (position {position})…", stage=_(STAGE_LABELS[event.stage]), position=event.position)
+        stage = _(STAGE_LABELS[event.stage])
+        if event.wait_seconds is None:
+            return _("{stage} (position {position})…", stage=stage, position=event.position)
+        wait = _.say(wait_phrase(event.wait_seconds))
+        return _(
+            "{stage} (position {position}, about {wait} to wait)…", stage=stage, position=event.position, wait=wait
+        )
     return f"{_.say(stage_label(event))}…"
 
 

@@ -25,3 +25,6 @@ SOURCE_EXPIRED = N_("I no longer have that photo: send the photo again.")
 LICENCE_NOTE = N_("AnimeGAN weights: non-commercial use only.")
 STICKER_LABEL = N_("Sticker")
 NO_PICTURE = N_("That picture is no longer there: send the photo again.")
+
+# The admins' commands
+NAME_A_PERSON = N_("Name the person: a mention, their numeric id, or a key like discord:456 or telegram:123.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
 
-from adapters.telegram.chats import chat_settings, message_of, person_owner, query_of, translator_for
+from adapters.telegram.chats import chat_settings, group_owner, message_of, person_owner, query_of, translator_for
 from adapters.telegram.collector import PendingAlbum
 from adapters.telegram.context import BotContext
 from adapters.telegram.looks import (
@@ -125,7 +125,10 @@ async def answer_album(album: PendingAlbum, update: Update, context: BotContext)
     owner = person_owner(update)
     images = [bytes(await (await (m.document or m.photo[-1]).get_file()).download_as_bytearray()) for m in messages]
     orders = [
-        Order(user=owner, image=image, output_format=PHOTO_FORMAT, chosen=settings, owner=owner) for image in images
+        Order(
+            user=owner, image=image, output_format=PHOTO_FORMAT, chosen=settings, owner=owner, group=group_owner(update)
+        )
+        for image in images
     ]
     total = len(orders)
     status = await first.reply_text(_("Drawing your album: {done} of {total} done…", done=0, total=total))
@@ -195,6 +198,7 @@ async def on_album_button(update: Update, context: BotContext) -> None:
             output_format=PHOTO_FORMAT,
             chosen=settings,
             keep=False,  # each picture is kept already, under the key the album record names
+            group=group_owner(update),
         )
         for image in images
         if image is not None

@@ -22,9 +22,20 @@ from adapters.telegram.albums import ALBUM_DATA_PATTERN, answer_album, on_album_
 from adapters.telegram.buttons import on_button
 from adapters.telegram.clips import CLIP_MESSAGES, on_clip
 from adapters.telegram.collector import AlbumCollector
-from adapters.telegram.commands import on_help, on_start, on_stats, on_style, on_styles, on_text, on_unsupported
+from adapters.telegram.commands import (
+    on_ban,
+    on_help,
+    on_start,
+    on_stats,
+    on_style,
+    on_styles,
+    on_text,
+    on_unban,
+    on_unsupported,
+    on_usage,
+)
 from adapters.telegram.context import CONTEXT_TYPES, BotContext, TelegramApplication, keep_in_bot_data
-from adapters.telegram.gate import on_error, only_allowed_chats
+from adapters.telegram.gate import drop_banned, on_error, only_allowed_chats
 from adapters.telegram.photos import on_image
 from adapters.telegram.settings import SETTINGS_DATA_PATTERN, on_forget, on_settings, on_settings_button
 from adapters.telegram.stickers import ADD_TO_PACK_DATA_PATTERN, STICKER_DATA_PATTERN, on_add_to_pack, on_sticker_button
@@ -56,12 +67,17 @@ def build_application(settings: Settings, service: Service) -> TelegramApplicati
         .build()
     )
     keep_in_bot_data(application.bot_data, service, AlbumCollector[BotContext](answer_album))
-    application.add_handler(TypeHandler(Update, only_allowed_chats), group=-1)
+    # Before every handler, in turn (one handler runs per group): the allowed chats, then the bans.
+    application.add_handler(TypeHandler(Update, only_allowed_chats), group=-2)
+    application.add_handler(TypeHandler(Update, drop_banned), group=-1)
     application.add_handler(CommandHandler("start", on_start))
     application.add_handler(CommandHandler("help", on_help))
     application.add_handler(CommandHandler("styles", on_styles))
     application.add_handler(CommandHandler("style", on_style))
     application.add_handler(CommandHandler("stats", on_stats))
+    application.add_handler(CommandHandler("ban", on_ban))
+    application.add_handler(CommandHandler("unban", on_unban))
+    application.add_handler(CommandHandler("usage", on_usage))
     application.add_handler(CommandHandler("settings", on_settings))
     application.add_handler(CommandHandler("forget", on_forget))
     # Before the image handler: an animation (GIF) message also carries a document.

@@ -22,12 +22,13 @@ from telegram import (
     Update,
 )
 
-from adapters.telegram.chats import chat_settings, person_owner, query_of, translator_for
+from adapters.telegram.chats import chat_settings, group_owner, person_owner, query_of, translator_for
 from adapters.telegram.context import BotContext
 from adapters.telegram.looks import PHOTO_FORMAT, Look, caption, keyboard, may_restyle, title_of
 from adapters.telegram.status import StatusLine, best_effort
 from adapters.telegram.texts import NOT_YOURS, NOTHING_TO_CHANGE
 from animegan.manifest import Style
+from bot.eta import queued_progress
 from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobError, JobHandle, JobProgress, JobStage
 from bot.orders import SOURCE_EXPIRED, Order, SourceExpired
@@ -92,6 +93,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         strength=look.strength / FULL_STRENGTH,
         output_format=PHOTO_FORMAT,
         chosen=settings,
+        group=group_owner(update),
     )
     try:
         accepted = await service.submit(order)
@@ -124,7 +126,7 @@ async def restyle_in_place(
     async def show(status: str) -> None:
         await reply.edit_caption(with_status(settled, status), reply_markup=running_keyboard)
 
-    first = restyle_status(title, look.strength, JobProgress(JobStage.QUEUED, position=handle.position), _)
+    first = restyle_status(title, look.strength, queued_progress(handle), _)
     await best_effort(show(first))
     status = StatusLine(show, first)
     try:

@@ -59,6 +59,12 @@ def person_owner(update: Update) -> str:
     return f"{USER_PREFIX}{person_of(update).id}"
 
 
+def group_owner(update: Update) -> str | None:
+    """The group chat an update was sent in, whose shared daily budget it is charged to (None: a private chat)."""
+    chat = chat_of(update)
+    return None if chat.type == ChatType.PRIVATE else f"{USER_PREFIX}{chat.id}"
+
+
 async def chat_settings(update: Update, context: BotContext) -> ChatSettings:
     """The settings of the update's chat (the defaults when nothing was chosen)."""
     return await context.service.chat_settings.load(chat_owner(update))

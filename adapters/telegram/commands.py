@@ -1,4 +1,5 @@
-"""The bot's answers in words: /start, /help, /styles, /style and /stats, plain text, and what it can't draw."""
+"""The bot's answers in words: /start, /help, /styles, /style, /stats and the admins' /ban, /unban and /usage,
+plain text, and what it can't draw."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from adapters.telegram.chats import (
     translator_for,
 )
 from adapters.telegram.context import BotContext
-from adapters.telegram.texts import NOT_A_PHOTO, SEND_A_PHOTO, privacy_note
+from adapters.telegram.texts import NAME_A_PERSON, NOT_A_PHOTO, SEND_A_PHOTO, privacy_note
 from adapters.telegram.uploads import download_limit
+from bot.admin_actions import NOT_AN_ADMIN, ban_reply, person_key, unban_reply, usage_reply
+from bot.i18n import Translator
 
 BYTES_PER_MB = 2**20
 
@@ -141,3 +144,60 @@ async def on_text(update: Update, context: BotContext) -> None:
     if is_addressed(message, context.bot):
         _ = await translator(update, context)
         await message.reply_text(_(SEND_A_PHOTO))
+
+
+async def on_ban(update: Update, context: BotContext) -> None:
+    """/ban PERSON [reason]: an admin blocks a person (their id, a key like discord:456, or the author of the
+    message this one replies to); the bot then drops their updates."""
+    found = await admin_and_target(update, context)
+    if found is None:
+        return
+    admin, target, _ = found
+    reason = " ".join((context.args or [])[0 if replied_author(update) else 1 :])
+    outcome = await context.service.admin.ban(admin, target, reason)
+    await message_of(update).reply_text(_.say(ban_reply(outcome, target)))
+
+
+async def on_unban(update: Update, context: BotContext) -> None:
+    """/unban PERSON: an admin lifts a ban."""
+    found = await admin_and_target(update, context)
+    if found is None:
+        return
+    admin, target, _ = found
+    lifted = await context.service.admin.unban(admin, target)
+    await message_of(update).reply_text(_.say(unban_reply(lifted, target)))
+
+
+async def on_usage(update: Update, context: BotContext) -> None:
+    """/usage PERSON: an admin reads a person's budget today and whether they are banned."""
+    found = await admin_and_target(update, context)
+    if found is None:
+        return
+    admin, target, _ = found
+    report = await context.service.admin.usage(admin, target)
+    await message_of(update).reply_text(" ".join(_.say(line) for line in usage_reply(report)))
+
+
+def replied_author(update: Update) -> str | None:
+    """The person key of the author of the message an update's message replies to (None: no reply, or a bot's)."""
+    replied = message_of(update).reply_to_message
+    author = replied.from_user if replied is not None else None
+    return None if author is None or author.is_bot else f"{USER_PREFIX}{author.id}"
+
+
+async def admin_and_target(update: Update, context: BotContext) -> tuple[str, str, Translator] | None:
+    """For an admin command: (the admin's key, the person named, the admin's translator). Anyone else, or a command
+    naming no one, is answered here and gets None."""
+    _ = await translator(update, context)
+    message = message_of(update)
+    user = update.effective_user
+    admin = f"{USER_PREFIX}{user.id}" if user is not None else ""
+    if not context.service.admin.is_admin(admin):
+        await message.reply_text(_.say(NOT_AN_ADMIN))
+        return None
+    words = context.args or []
+    target = replied_author(update) or (person_key(words[0], USER_PREFIX.rstrip(":")) if words else None)
+    if target is None:
+        await message.reply_text(_(NAME_A_PERSON))
+        return None
+    return admin, target, _

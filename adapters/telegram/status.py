@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram.error import TelegramError
 
+from bot.eta import wait_phrase
 from bot.i18n import ENGLISH, Translator
 from bot.jobs import JobProgress, JobStage, progress_label
 
@@ -18,12 +19,15 @@ STATUS_EDIT_INTERVAL = 1.0  # seconds between edits of one status line (Telegram
 
 
 def status_text(progress: JobProgress, _: Translator = ENGLISH) -> str:
-    """The status line for a progress event: the queue position while queued, then the stage (with the frame for a
-    clip) and a coarse percent."""
+    """The status line for a progress event: the queue position (and the estimated wait, when known) while queued,
+    then the stage (with the frame for a clip) and a coarse percent."""
     if progress.stage is JobStage.QUEUED:
-        return (
-            _("In the queue, position {position}…", position=progress.position) if progress.position else _("Starting…")
-        )
+        if not progress.position:
+            return _("Starting…")
+        if progress.wait_seconds is None:
+            return _("In the queue, position {position}…", position=progress.position)
+        wait = _.say(wait_phrase(progress.wait_seconds))
+        return _("In the queue, position {position}, about {wait} to wait…", position=progress.position, wait=wait)
     label = _.say(progress_label(progress))
     percent = int(progress.fraction * 100) // PROGRESS_STEP * PROGRESS_STEP
     return f"{label}… {percent}%" if percent > 0 else f"{label}…"

@@ -26,6 +26,9 @@ TOO_BIG_TO_SEND = N_(
 )
 STICKER_BUTTON = N_("🎨 Sticker")
 NO_PICTURE = N_("That picture is no longer there: send the photo again.")
+NAME_A_PERSON = N_(
+    "Name the person: their numeric id, a key like telegram:123 or discord:456, or reply to one of their messages."
+)
 
 
 def privacy_note(_: Translator, source_ttl: float) -> str:

@@ -16,14 +16,15 @@ from pathlib import PurePosixPath
 from telegram import Animation, Document, Message, PhotoSize, Update, Video, VideoNote
 from telegram.constants import ChatAction
 
-from adapters.telegram.chats import message_of, person_owner
+from adapters.telegram.chats import group_owner, message_of, person_owner
 from adapters.telegram.context import BotContext
 from adapters.telegram.looks import Look
 from adapters.telegram.status import StatusLine, best_effort, status_text
 from animegan.manifest import Style
 from bot.config import Settings
+from bot.eta import queued_progress
 from bot.i18n import Translator
-from bot.jobs import JobError, JobProgress, JobResult, JobStage
+from bot.jobs import JobError, JobResult, JobStage
 from bot.orders import Accepted, Order
 from bot.service import Service
 from bot.settings_store import ChatSettings
@@ -84,6 +85,7 @@ async def draw_upload(
         output_format=output_format,
         chosen=chosen,
         owner=owner,
+        group=group_owner(update),
     )
     done = await submit_with_status(message, service, order, _)
     if done is None:
@@ -105,7 +107,7 @@ async def submit_with_status(
         await message.reply_text(_.say(error.message))
         return None
     handle = accepted.handle
-    first = status_text(JobProgress(JobStage.QUEUED, position=handle.position), _)
+    first = status_text(queued_progress(handle), _)
     status_message = await message.reply_text(first)
     status = StatusLine(status_message.edit_text, first)
     try:

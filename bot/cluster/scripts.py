@@ -7,6 +7,7 @@ itself when a restarted server no longer knows them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from bot.budgets import BudgetLine, Charge
 from bot.cluster.keys import GROUP, Keys
 
 SCRIPT_NAMES = ("admit", "release", "take", "claim", "progress", "complete", "renew", "stats")
@@ -39,6 +41,11 @@ def _lease(row: list[bytes | int]) -> Lease:
     return Lease(entry.decode(), job_id.decode(), int(attempts))
 
 
+def budget_arguments(lines: Sequence[BudgetLine]) -> list[str | int]:
+    """Budgets as the scripts take them: scope, member, daily limit, for each."""
+    return [item for line in lines for item in (line.scope.value, line.key, line.limit)]
+
+
 class ClusterScripts:
     """Every atomic step of the distributed queue, as one method each."""
 
@@ -57,16 +64,35 @@ class ClusterScripts:
         rate_window: float = 60.0,
         place: str = "",
         place_ttl: float = 600.0,
-    ) -> tuple[str, int]:
-        """Queue a job fairly unless the rate limit (``rate_limit`` jobs per ``rate_window`` seconds, 0: none) or a
-        bound says no, and count it in the rate limit, in one step: ``("ok", position)``, ``("rate", wait_ms)``,
-        ``("busy", waiting)`` or ``("person", waiting_of_this_person)``. With ``place`` (a clip's id) the job takes
-        or rides on that place, kept ``place_ttl`` seconds after its latest step (see ``lua/admit.lua``)."""
+        charge: Charge | None = None,
+    ) -> tuple[str, int, int]:
+        """Queue a job fairly unless the rate limit (``rate_limit`` jobs per ``rate_window`` seconds, 0: none), a
+        daily budget of ``charge`` or a bound says no, and count it in the rate limit and the budgets, in one step:
+        ``("ok", position, 0)``, ``("rate", wait_ms, 0)``, ``("budget", left, index)`` (not enough left in
+        ``charge.lines[index]``), ``("busy", waiting, 0)`` or ``("person", waiting_of_this_person, 0)``. With
+        ``place`` (a clip's id) the job takes or rides on that place, kept ``place_ttl`` seconds after its latest
+        step (see ``lua/admit.lua``)."""
         window_ms, ttl_ms = int(rate_window * 1000), int(place_ttl * 1000)
-        verdict, number = await self._run(
-            "admit", user, queue_size, per_user, job_id, rate_limit, window_ms, place, ttl_ms, *fields
+        lines = () if charge is None else charge.lines
+        reply = await self._run(
+            "admit",
+            user,
+            queue_size,
+            per_user,
+            job_id,
+            rate_limit,
+            window_ms,
+            place,
+            ttl_ms,
+            0 if charge is None else charge.cost,
+            len(lines),
+            *budget_arguments(lines),
+            *fields,
         )
-        return verdict.decode(), int(number)
+        verdict = reply[0].decode()
+        if verdict == "budget":
+            return verdict, int(reply[2]), int(reply[1]) - 1
+        return verdict, int(reply[1]), 0
 
     async def release(self, user: str, place: str) -> None:
         """Give back a clip's place."""

@@ -1,15 +1,22 @@
 -- Admit one job, atomically across front ends: the person's rate limit, the global bound, then the person's cap,
 -- then the fair queue; an admitted job counts in the rate limit in the same step, so racing front ends admit
 -- exactly the limit. ARGV: prefix, user, queue_size, per_user_cap, job_id, rate_limit (per window; 0: none),
--- rate_window_ms, place (a clip's id, or ''), place_ttl_ms, then the job's fields as name/value pairs.
+-- rate_window_ms, place (a clip's id, or ''), place_ttl_ms, the daily budgets' cost (photo equivalents) and
+-- number of budgets, each as scope, member, daily limit (see budget_short in common.lua; none: 0, 0), then the
+-- job's fields as name/value pairs. A job that does not fit in a budget is refused before the bounds are asked,
+-- and an admitted one is charged in the same step, so racing front ends spend exactly the budget.
 -- A clip holds one place for its whole life: its first step takes it (admitted like a photo), the place counts as
 -- one waiting job of the person until released (or, if its front end died, until it expires), and the clip's
 -- later steps ride on it: never refused, not counted again (counters 'held', hash 'held' by person).
--- Returns {'ok', position} | {'rate', wait_ms} | {'busy', waiting} | {'person', waiting_of_this_person}.
+-- Returns {'ok', position} | {'rate', wait_ms} | {'busy', waiting} | {'person', waiting_of_this_person}
+-- | {'budget', number of the budget (1-based), left in it}.
 local prefix, user, job_id = ARGV[1], ARGV[2], ARGV[5]
 local queue_size, per_user = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate_limit, rate_window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local place, place_ttl = ARGV[8], tonumber(ARGV[9])
+local cost, budgets = tonumber(ARGV[10]), {}
+for i = 12, 11 + 3 * tonumber(ARGV[11]) do budgets[#budgets + 1] = ARGV[i] end
+local first_field = 12 + #budgets
 local counters, turn = key(prefix, 'counters'), key(prefix, 'turn')
 local mine_key = key(prefix, 'waiting', user)
 local places, my_places, held_by = key(prefix, 'places'), key(prefix, 'places', user), key(prefix, 'held')
@@ -24,6 +31,8 @@ if not held then
     local wait = rate_wait(prefix, user, rate_limit, rate_window)
     if wait > 0 then return {'rate', wait} end
   end
+  local short, left = budget_short(prefix, budgets, cost)
+  if short then return {'budget', short, left} end
   local waiting = tonumber(redis.call('HGET', counters, 'waiting') or '0')
     - tonumber(redis.call('HGET', counters, 'held') or '0') + redis.call('ZCOUNT', places, '(' .. now, '+inf')
   local taken = mine - tonumber(redis.call('HGET', held_by, user) or '0')
@@ -37,6 +46,7 @@ if not held then
     return {'person', taken}
   end
   if rate_limit > 0 then rate_record(prefix, user, rate_window) end
+  budget_spend(prefix, budgets, cost)
 end
 if place ~= '' then  -- take or renew the clip's place (dropping expired ones); this step rides on it
   redis.call('ZADD', places, now + place_ttl, place)
@@ -63,7 +73,7 @@ for _, other in ipairs(redis.call('LRANGE', turn, 0, -1)) do
 end
 
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = first_field, #ARGV do fields[#fields + 1] = ARGV[i] end
 if place ~= '' then fields[#fields + 1] = 'place'; fields[#fields + 1] = place end
 redis.call('HSET', key(prefix, 'job', job_id), 'attempts', 0, unpack(fields))
 redis.call('RPUSH', mine_key, job_id)

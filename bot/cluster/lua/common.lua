@@ -62,3 +62,31 @@ local function rate_record(prefix, user, window)
   redis.call('ZREMRANGEBYSCORE', times, '-inf', now - window)
   redis.call('PEXPIRE', times, window)
 end
+
+-- Daily budgets (bot/budgets.py), shared by every front end: today's spending of each scope ('person', 'group')
+-- in a sorted set member -> photo equivalents, by the server's UTC day; a day's set expires after two days.
+local BUDGET_DAY_MS, BUDGET_KEEP_SECONDS = 86400000, 2 * 86400
+
+local function budget_key(prefix, scope)
+  return key(prefix, 'budget', math.floor(now_ms() / BUDGET_DAY_MS), scope)
+end
+
+-- ``lines`` is a flat list of budgets (scope, member, daily limit (0: only counted), ...). The 1-based number of the first one
+-- ``cost`` does not fit in, and what is left in it; nil when it fits in all. It only reads (see rate_wait).
+local function budget_short(prefix, lines, cost)
+  for i = 1, #lines, 3 do
+    local used = tonumber(redis.call('ZSCORE', budget_key(prefix, lines[i]), lines[i + 1]) or '0')
+    local limit = tonumber(lines[i + 2])
+    if limit > 0 and used + cost > limit then return (i + 2) / 3, math.max(0, limit - used) end
+  end
+  return nil
+end
+
+-- Spend ``cost`` on every budget of ``lines`` (negative: give it back, never below 0).
+local function budget_spend(prefix, lines, cost)
+  for i = 1, #lines, 3 do
+    local spent = budget_key(prefix, lines[i])
+    if redis.call('ZINCRBY', spent, cost, lines[i + 1]) + 0 <= 0 then redis.call('ZREM', spent, lines[i + 1]) end
+    redis.call('EXPIRE', spent, BUDGET_KEEP_SECONDS)
+  end
+end
