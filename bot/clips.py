@@ -13,7 +13,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bot.i18n import N_, Text
@@ -40,6 +40,8 @@ ISO_MEDIA_BRANDS = (b"ftyp",)  # MP4, MOV, 3GP: "ftyp" at offset 4
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # WebM, Matroska
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
 GIF_FRAME_CONTROL = b"\x21\xf9\x04"  # a graphic control extension: one before each frame of an animation
+
+OnPlanned = Callable[[int], Awaitable[None]]  # called with the number of frames a clip will draw
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,11 @@ def chunk_ranges(frames: int, size: int) -> list[tuple[int, int]]:
 class ClipJob(JobLog):
     """One clip through the queue as plan -> chunks -> join; a ``JobHandle``. Use ``ClipJob.start``."""
 
-    def __init__(self, queue: JobQueue, request: JobRequest, settings: ClipSettings) -> None:
+    def __init__(
+        self, queue: JobQueue, request: JobRequest, settings: ClipSettings, on_planned: OnPlanned | None = None
+    ) -> None:
         super().__init__()
+        self._on_planned = on_planned
         self.id = secrets.token_hex(6)
         self.request = request
         self._queue = queue
@@ -85,13 +90,18 @@ class ClipJob(JobLog):
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, queue: JobQueue, request: JobRequest, settings: ClipSettings) -> ClipJob:
+    async def start(
+        cls, queue: JobQueue, request: JobRequest, settings: ClipSettings, on_planned: OnPlanned | None = None
+    ) -> ClipJob:
         """Submit the clip's first step (so a full queue refuses the clip at once, as it would a photo) and run
         the rest in the background. The clip holds one place in the queue (its id) for its whole life, so clips
-        count against the queue's bound and the person's cap like photos; it gives the place back when it ends."""
-        job = cls(queue, request, settings)
+        count against the queue's bound and the person's cap like photos; it gives the place back when it ends.
+        ``on_planned(frames)`` is awaited once the frames to draw are known, before any is drawn: a ``JobError``
+        it raises (the daily budget, ``bot/budgets.py``) ends the clip with its sentence."""
+        job = cls(queue, request, settings, on_planned)
         plan_job = await queue.submit(job._step(JobKind.CLIP_PLAN, {"limits": settings.limits()}))
         job._position = plan_job.position
+        job._wait_seconds = plan_job.wait_seconds if isinstance(plan_job, JobLog) else None
         job._task = asyncio.create_task(job._run(plan_job))
         return job
 
@@ -117,6 +127,8 @@ class ClipJob(JobLog):
         planned = await plan_job.result()
         plan = json.loads(planned.image)
         frames = int(plan["frames"])
+        if self._on_planned is not None:
+            await self._on_planned(frames)
         self._report(JobProgress(JobStage.STYLIZING, fraction=0.0, frame=0, frames=frames))
         segments = await self._chunks(planned.image.decode(), frames)
         self._report(JobProgress(JobStage.FINISHING, fraction=0.0, frame=frames, frames=frames))

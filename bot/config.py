@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the web UI and API bind.")
     port: int = Field(8080, description="Port of the web UI and API.")
-    api_key: SecretStr | None = Field(None, description="When set, the HTTP API requires it (header X-API-Key).")
+    api_key: SecretStr | None = Field(
+        None, description="When set, the HTTP API requires it (header X-API-Key) and /admin opens with it."
+    )
     trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="Addresses or networks of the load balancers in front of the web UI and API, whose "
@@ -52,8 +54,10 @@ class Settings(BaseSettings):
 
     # Engine
     default_style: str = Field("shinkai", description="Style used when a person names none.")
-    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
-        "auto", description="Generator precision: auto is bf16 on CPUs with native bf16, INT8 elsewhere (README)."
+    precision: Literal["auto", "fp32", "openvino-fp32", "bf16", "int8", "int8-bf16"] = Field(
+        "auto",
+        description="Generator precision: auto is the fastest path that stays faithful to fp32, measured once per CPU "
+        "and model; the others force a path (README).",
     )
     working_size: int = Field(1024, description="Long side (px) images are stylized at.")
     scene_side: int | None = Field(
@@ -101,7 +105,16 @@ class Settings(BaseSettings):
     )
     allowed_chats: set[int] = Field(default_factory=set, description="Telegram chat ids allowed (empty: all).")
     allowed_guilds: set[int] = Field(default_factory=set, description="Discord guild ids allowed (empty: all).")
-    admin_ids: set[str] = Field(default_factory=set, description="User keys (e.g. telegram:123) allowed to see /stats.")
+    admin_ids: set[str] = Field(
+        default_factory=set,
+        description="User keys (e.g. telegram:123) allowed /stats, /ban, /unban and /usage; exempt from budgets.",
+    )
+    daily_photos: int = Field(
+        0, ge=0, description="Photos one person may have drawn per UTC day (a clip: its frames / 1.25); 0: no budget."
+    )
+    daily_photos_per_group: int = Field(
+        0, ge=0, description="Photos one group chat or guild may have drawn per UTC day, shared by all; 0: no budget."
+    )
     task_failures: int = Field(
         5,
         ge=1,

@@ -15,6 +15,7 @@ class JobLog:
 
     def __init__(self, position: int = 0) -> None:
         self._position = position
+        self._wait_seconds: float | None = None
         self._events: list[JobProgress] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._outcome: JobResult | JobError | None = None
@@ -64,11 +65,17 @@ class JobLog:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _queued_at(self, position: int) -> None:
-        """A new place in the queue (reported only when it changed)."""
+    @property
+    def wait_seconds(self) -> float | None:
+        """The estimated wait reported with the latest place in the queue (None: unknown, or not queued)."""
+        return self._wait_seconds if self._position else None
+
+    def _queued_at(self, position: int, wait_seconds: float | None = None) -> None:
+        """A new place in the queue, with its estimated wait (reported only when the place changed)."""
         if position != self._position:
             self._position = position
-            self._report(JobProgress(JobStage.QUEUED, position=position))
+            self._wait_seconds = wait_seconds
+            self._report(JobProgress(JobStage.QUEUED, position=position, wait_seconds=wait_seconds))
 
     def _finish(self, outcome: JobResult | JobError) -> bool:
         """Record the outcome; False (and nothing changes) if the job already had one."""

@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.i18n import N_, Text
+
+if TYPE_CHECKING:
+    from bot.charges import Charge
 
 
 class JobStage(StrEnum):
@@ -65,6 +68,7 @@ class JobRequest:
     task: str = ""  # a clip step's parameters, JSON (see bot/clips.py)
     parts: tuple[bytes, ...] = ()  # a clip join's segments
     place: str = ""  # a clip's id: its steps share the one place in the queue the clip holds (bot/clips.py)
+    charge: Charge | None = None  # daily budgets a queue that applies them charges on admission (bot/charges.py)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class JobProgress:
     fraction: float = 0.0
     frame: int | None = None  # a clip: frames drawn so far...
     frames: int | None = None  # ...of this many
+    wait_seconds: float | None = None  # while queued: the estimated wait for a worker (bot/eta.py); None: unknown
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 
+from bot.eta import queued_progress
 from bot.jobs import JobError, JobFailed, JobHandle, JobProgress, JobRequest, JobResult, JobStage, QueueFull
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE
 
@@ -42,7 +43,9 @@ class WebJob:
         self.style = request.style
         self.strength = request.strength
         self.faces = request.faces
-        self.progress = JobProgress(JobStage.QUEUED, position=handle.position or None)
+        self.progress = JobProgress(
+            JobStage.QUEUED, position=handle.position or None, wait_seconds=queued_progress(handle).wait_seconds
+        )
         self.seq = 0
         self._latest_per_stage: dict[JobStage, tuple[int, JobProgress]] = {JobStage.QUEUED: (0, self.progress)}
         self.result: JobResult | None = None

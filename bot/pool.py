@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.eta import RecentJobs, estimate_waits
 from bot.fairness import FairQueue
 from bot.i18n import N_, Text
 from bot.joblog import JobLog
@@ -35,6 +36,7 @@ from bot.jobs import (
     PersonQueueFull,
     QueueFull,
 )
+from bot.overview import WorkerState, last_line
 from bot.worker import DONE, ERROR, FATAL, READY, REJECTED, run_worker
 from bot.worker_environment import start_without_secrets
 from bot.worker_process import TIMED_OUT, WorkerProcess
@@ -73,13 +75,19 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def core_ids() -> tuple[int, ...]:
+    """The ids of the CPU cores this process may run on (empty where the system can't pin processes)."""
+    return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     """How many workers, how long the queue, and how each worker builds its engine.
 
     ``engine_factory`` is an import path ("module:callable") called once per worker with ``engine_options``;
-    the object it returns must have ``stylize_bytes`` (see ``animegan.Engine``), and if it has ``load()`` that is
-    called once at start to load the default style before the worker reports ready.
+    the object it returns must have ``stylize_bytes`` (see ``animegan.Engine``), and if it has ``warm_up()`` (else
+    ``load()``) that is called once at start, before the worker reports ready. ``cores``: CPU core ids the workers
+    are pinned to, ``threads`` each, every worker alone on its own (empty: not pinned).
     """
 
     workers: int = 1
@@ -89,10 +97,19 @@ class PoolConfig:
     threads: int = 1
     engine_factory: str = DEFAULT_ENGINE_FACTORY
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    cores: tuple[int, ...] = ()
+
+    def core_blocks(self) -> list[tuple[int, ...]]:
+        """The cores of each worker slot (``threads`` each), or none when ``cores`` can't give every worker its own."""
+        if not self.cores or self.workers * self.threads > len(self.cores):
+            return []
+        return [self.cores[slot * self.threads : (slot + 1) * self.threads] for slot in range(self.workers)]
 
     @classmethod
     def from_settings(cls, settings: Settings, cores: int | None = None) -> PoolConfig:
-        """The pool of ``settings``: each worker owns ``cores // workers`` threads (at least one)."""
+        """The pool of ``settings``: each worker owns ``cores // workers`` threads (at least one), pinned to as many
+        cores of its own when they go round (two unpinned workers slow each other down: docs/scaling.md; with
+        ``cores`` given, a count for a test or bench, nothing is pinned)."""
         threads = max(1, (cores or available_cores()) // settings.workers)
         options = {
             "weights_dir": settings.weights_dir,
@@ -110,6 +127,7 @@ class PoolConfig:
             threads=threads,
             engine_factory=settings.engine_factory,
             engine_options=options,
+            cores=() if cores is not None else core_ids(),
         )
 
 
@@ -166,6 +184,7 @@ class InferencePool:
         self._places: dict[str, str] = {}  # clips in flight: place -> person (see JobQueue.release)
         self._workers: set[WorkerProcess] = set()  # started and not retired, busy or idle
         self._idle: deque[WorkerProcess] = deque()
+        self._free_cores: deque[tuple[int, ...]] = deque(config.core_blocks())  # blocks no live worker holds
         self._tasks: set[asyncio.Task[None]] = set()  # job runs and worker replacements
         self._settled = asyncio.Event()  # nothing waiting and nothing running
         self._settled.set()
@@ -175,6 +194,11 @@ class InferencePool:
         self._counts: Counter[str] = Counter()
         self._run_seconds = 0.0
         self._wait_seconds = 0.0
+        self.recent = RecentJobs()  # service times of the latest jobs (wait estimates) and throughput
+        self._began: dict[WorkerProcess, float] = {}  # busy worker -> when its job started (monotonic)
+        self._done_by_pid: Counter[int] = Counter()
+        self._errors_by_pid: dict[int, str] = {}  # the latest failure each live worker had, one line
+        self.last_error = ""  # the latest failure of any worker, one line (for operators)
         self._closing = False  # no new jobs
         self._stopped = False  # nothing dispatched, nothing respawned
         self._shutdown: asyncio.Future[None] | None = None
@@ -252,7 +276,8 @@ class InferencePool:
         await asyncio.gather(*(worker.kill() if worker.busy else worker.stop() for worker in workers))
 
     def stats(self) -> dict[str, int | float]:
-        """Queue depth, jobs running, workers alive, restarts, jobs by outcome, mean run and wait seconds."""
+        """Queue depth, jobs running, workers alive, restarts, jobs by outcome, mean run and wait seconds, and the
+        seconds the oldest waiting job has waited."""
         done = self._counts["done"]
         started = self._counts["started"]
         return {
@@ -269,11 +294,53 @@ class InferencePool:
             "jobs_timed_out": self._counts["timed_out"],
             "mean_seconds": self._run_seconds / done if done else 0.0,
             "mean_wait_seconds": self._wait_seconds / started if started else 0.0,
+            "oldest_wait_seconds": max(
+                (time.monotonic() - job.submitted for job in self._waiting.order()), default=0.0
+            ),
         }
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for operators and tests)."""
         return sorted(worker.pid for worker in self._workers if worker.pid is not None)
+
+    def worker_details(self) -> dict[str, dict[str, str]]:
+        """What each live worker said of itself when it became ready (its cores, its models' precision paths), by
+        process id: plain strings for ``/readyz``."""
+        return {str(worker.pid): worker.details for worker in self._workers if worker.pid is not None}
+
+    def mean_seconds(self) -> float | None:
+        """Mean service time of the latest jobs (``bot/eta.py``; None: none finished lately)."""
+        return self.recent.mean_seconds()
+
+    def wait_estimates(self, count: int) -> list[float | None]:
+        """Estimated seconds until each of the first ``count`` waiting jobs reaches a worker (``bot/eta.py``);
+        ``None`` each while no job finished lately or no worker is alive."""
+        mean = self.recent.mean_seconds()
+        if mean is None or not self._workers:
+            return [None] * count
+        now = time.monotonic()  # a worker just handed a job whose run has not begun yet has run it 0 s
+        running = [now - self._began.get(worker, now) for worker in self._workers if worker not in self._idle]
+        return list(estimate_waits(count, len(self._workers), running, mean))
+
+    def worker_states(self) -> list[WorkerState]:
+        """Each live worker: busy or idle, for how long, jobs done, its latest failure (for the admin page)."""
+        now = time.monotonic()
+        states = []
+        for worker in sorted(self._workers, key=lambda worker: worker.pid or 0):
+            pid = worker.pid or 0
+            began = self._began.get(worker)
+            states.append(
+                WorkerState(
+                    name=f"worker {pid}",
+                    alive=not worker.exited,
+                    slots=1,
+                    busy=int(worker.busy),
+                    jobs_done=self._done_by_pid[pid],
+                    running_seconds=None if began is None else round(now - began, 1),
+                    last_error=self._errors_by_pid.get(pid, ""),
+                )
+            )
+        return states
 
     # --- dispatching ---
 
@@ -286,8 +353,9 @@ class InferencePool:
         while self._idle and self._waiting and not self._stopped:
             worker = self._idle.popleft()
             self._track(self._run(worker, self._waiting.pop()))
-        for position, job in enumerate(self._waiting.order(), start=1):
-            job._queued_at(position)
+        waiting = self._waiting.order()
+        for position, (job, wait) in enumerate(zip(waiting, self.wait_estimates(len(waiting)), strict=True), start=1):
+            job._queued_at(position, wait)
         if self._waiting or self._running:
             self._settled.clear()
         else:
@@ -302,7 +370,7 @@ class InferencePool:
         job._started()
         if self._on_attempt is not None:
             self._on_attempt(job)
-        began = time.monotonic()
+        began = self._began[worker] = time.monotonic()
         try:
             outcome = await worker.run(job.id, job.request, job._stage, self.config.job_timeout)
         except asyncio.CancelledError:
@@ -310,7 +378,9 @@ class InferencePool:
             raise
         finally:
             self._running -= 1
+            self._began.pop(worker, None)
         kind = outcome[0]
+        self._note(worker, kind, outcome)
         if kind == DONE:
             self._succeed(job, outcome[2], time.monotonic() - began)
         elif kind == REJECTED:
@@ -334,6 +404,22 @@ class InferencePool:
             self._replace(worker)
         self._dispatch()
 
+    def _note(self, worker: WorkerProcess, kind: object, outcome: tuple[Any, ...]) -> None:
+        """Count the worker's job, or keep one line of its failure for the admin page."""
+        pid = worker.pid or 0
+        if kind == DONE:
+            self._done_by_pid[pid] += 1
+            return
+        if kind == ERROR:
+            error = last_line(str(outcome[2]))
+        elif kind == TIMED_OUT:
+            error = f"a job ran past {self.config.job_timeout:.0f} s"
+        elif kind == REJECTED:
+            return  # the photo's fault, not the worker's
+        else:
+            error = f"the process died (exit code {worker.exitcode})"
+        self._errors_by_pid[pid] = self.last_error = f"{time.strftime('%H:%M:%S')} {error}"
+
     def _succeed(self, job: PoolJob, payload: tuple[bytes, str, int, int, tuple[str, ...]], seconds: float) -> None:
         data, mime, width, height, notes = payload
         request = job.request
@@ -341,6 +427,7 @@ class InferencePool:
         if job._finish(result):
             self._counts["done"] += 1
             self._run_seconds += seconds
+            self.recent.record(seconds)
 
     def _fail(self, job: PoolJob, error: JobError, outcome: str) -> None:
         if job._finish(error):
@@ -355,10 +442,21 @@ class InferencePool:
     async def _spawn(self) -> WorkerProcess:
         assert self._loop is not None
         self._spawned += 1
+        cores = self._free_cores.popleft() if self._free_cores else ()
+        try:
+            return await self._start_worker(cores)
+        except BaseException:
+            if cores:
+                self._free_cores.append(cores)
+            raise
+
+    async def _start_worker(self, cores: tuple[int, ...]) -> WorkerProcess:
+        assert self._loop is not None
         here, there = self._context.Pipe()
+        config = self.config
         process = self._context.Process(
             target=run_worker,
-            args=(self.config.engine_factory, dict(self.config.engine_options), self.config.threads, there),
+            args=(config.engine_factory, dict(config.engine_options), config.threads, there, cores),
             name=f"animegan-worker-{self._spawned}",
             daemon=True,
         )
@@ -366,7 +464,7 @@ class InferencePool:
             await asyncio.to_thread(start_without_secrets, process)
         finally:
             there.close()  # the child holds its own copy; ours would keep the pipe open after the child dies
-        worker = WorkerProcess(process, here, self._loop, self._on_exit)
+        worker = WorkerProcess(process, here, self._loop, self._on_exit, cores)
         try:
             async with asyncio.timeout(WORKER_START_TIMEOUT):
                 first = await worker.inbox.get()
@@ -379,6 +477,7 @@ class InferencePool:
             await worker.kill()
             detail = first[1] if len(first) > 1 else f"exit code {worker.exitcode}"
             raise WorkerStartError(f"worker could not start the engine {self.config.engine_factory!r}:\n{detail}")
+        worker.details = dict(first[2]) if len(first) > 2 else {}
         return worker
 
     def _add_idle(self, worker: WorkerProcess) -> None:
@@ -395,6 +494,10 @@ class InferencePool:
 
     def _replace(self, worker: WorkerProcess) -> None:
         worker.retired = True
+        if worker.cores:  # its replacement takes them
+            self._free_cores.appendleft(worker.cores)
+        self._done_by_pid.pop(worker.pid or 0, None)
+        self._errors_by_pid.pop(worker.pid or 0, None)
         self._workers.discard(worker)
         if not self._stopped:
             self._restarts += 1

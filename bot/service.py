@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from animegan.errors import AnimeganError
 from animegan.manifest import Style, find_style, installed_styles
+from bot.admin_actions import AdminActions
+from bot.audit import AuditLog, SqliteAuditLog
+from bot.bans import Banned, BanStore, SqliteBans
+from bot.budgets import Budgets, BudgetStore, Charge, SqliteBudgetStore, photo_equivalents
 from bot.cache import Clock, SourceStore
 from bot.clips import ClipJob, ClipSettings, looks_like_clip
 from bot.config import Settings
@@ -29,6 +33,7 @@ from bot.jobs import (
 )
 from bot.limits import AccessList, RateLimiter
 from bot.orders import SOURCE_EXPIRED, Accepted, Order, SourceExpired
+from bot.overview import QueueReadings
 from bot.pool import InferencePool, PoolConfig
 from bot.settings_store import FULL_STRENGTH, ChatSettings, SettingsStore, SqliteSettingsStore
 from bot.supervision import Supervisor
@@ -37,12 +42,14 @@ if TYPE_CHECKING:
     from bot.cluster.shared import RedisSources
 
 BYTES_PER_MB = 1024 * 1024
+FIRST_CHARGE = 1  # photo equivalents a photo costs, and a clip on admission (the rest once its frames are known)
 STRENGTH_RANGE = (0.0, 1.0)
 STRENGTH_MESSAGE = N_("The strength must be between 0 (the photo as it is) and 1 (the full style).")
 
 
-class ManagedQueue(JobQueue, Protocol):
-    """A ``JobQueue`` the service starts, stops and reports on (the in-process pool, or a Redis queue later)."""
+class ManagedQueue(JobQueue, QueueReadings, Protocol):
+    """A ``JobQueue`` the service starts, stops and reports on (the in-process pool, or a Redis queue), with the
+    readings behind the wait estimates and the admin page (``bot/overview.py``)."""
 
     async def start(self) -> None:
         """Get ready to run jobs."""
@@ -92,6 +99,10 @@ class Service:
             for the photos on disk, which outlive the process, and monotonic time for the rate limit).
         chat_settings: where people's settings and records are kept (default: Redis with ``settings.redis_url``,
             else ``settings.sqlite3`` in ``settings.data_dir``).
+
+    The daily budgets (``budgets``), the bans (``bans``) and the audit log of admin actions (``audit``) are kept in
+    Redis with ``settings.redis_url``, else in SQLite files of ``settings.data_dir``; ``admin`` runs the admin
+    commands on them.
     """
 
     def __init__(
@@ -128,6 +139,10 @@ class Service:
         self.access = AccessList.from_settings(settings)
         self.queue: ManagedQueue = queue if queue is not None else default_queue(settings)
         self.chat_settings: SettingsStore = chat_settings or self._default_settings_store()
+        budget_store, self.bans, self.audit = self._default_moderation_stores()
+        admins = frozenset(settings.admin_ids)
+        self.budgets = Budgets(budget_store, settings.daily_photos, settings.daily_photos_per_group, admins)
+        self.admin = AdminActions(self.bans, self.budgets, self.audit, admins)
 
     def _default_settings_store(self) -> SettingsStore:
         """People's settings in Redis when the front ends share it, else in ``settings.sqlite3`` in the data dir."""
@@ -137,16 +152,34 @@ class Service:
             return RedisSettingsStore(self.shared.client, self.settings.source_cache_ttl)
         return SqliteSettingsStore.in_folder(self.settings.data_dir, self.settings.source_cache_ttl)
 
+    def _default_moderation_stores(self) -> tuple[BudgetStore, BanStore, AuditLog]:
+        """Budgets, bans and the audit log in Redis when the front ends share it, else in SQLite in the data dir."""
+        if self.shared is not None:
+            from bot.cluster.audit import RedisAuditLog
+            from bot.cluster.bans import RedisBans
+            from bot.cluster.budgets import RedisBudgetStore
+
+            client = self.shared.client
+            return RedisBudgetStore(client), RedisBans(client), RedisAuditLog(client)
+        folder = self.settings.data_dir
+        return SqliteBudgetStore.in_folder(folder), SqliteBans.in_folder(folder), SqliteAuditLog.in_folder(folder)
+
     async def start(self) -> None:
         """Start the workers (returns once each has built its engine); first the stores' files are opened, so one
         that can't be used (locked by another process, a newer schema) stops the service with its plain error."""
         await self.chat_settings.ready()
+        await self.budgets.ready()
+        await self.bans.ready()
+        await self.audit.ready()
         await self.queue.start()
 
     async def stop(self) -> None:
         """Stop taking photos, finish or answer every accepted one, then end the workers."""
         await self.queue.stop()
         await self.chat_settings.close()
+        await self.budgets.close()
+        await self.bans.close()
+        await self.audit.close()
         if self._owned_sources is not None:
             await self._owned_sources.close()
 
@@ -176,13 +209,16 @@ class Service:
     async def submit(self, order: Order) -> Accepted:
         """Take one photo or clip from a front end: the one path every upload and button press goes through.
 
-        Reads the kept photo an order names, fills in what it leaves open from ``order.chosen``, tells a clip from
-        a photo, checks it, applies the rate limit and the queue's admission, and only then keeps a new upload for
-        the buttons: a refused upload is never stored. A kept photo is only ever read for the person it was kept
-        for (``order.user``): anyone else is told it expired, so nothing tells a stranger a key exists. Raises
-        ``SourceExpired``, ``JobRejected``, ``RateLimited`` or ``QueueFull`` (``PersonQueueFull``) with the
-        sentence to show.
+        Refuses a banned person, reads the kept photo an order names, fills in what it leaves open from
+        ``order.chosen``, tells a clip from a photo, checks it, applies the rate limit, the daily budgets (a clip's
+        rest once its frames are known) and the queue's admission, and only then keeps a new upload for the
+        buttons: a refused upload is never stored. A kept photo is only ever read for the person it was kept for
+        (``order.user``): anyone else is told it expired, so nothing tells a stranger a key exists. Raises
+        ``Banned``, ``SourceExpired``, ``JobRejected``, ``RateLimited``, ``BudgetExhausted`` or ``QueueFull``
+        (``PersonQueueFull``) with the sentence to show.
         """
+        if await self.bans.is_banned(order.user):
+            raise Banned
         image = order.image
         if image is None:
             image = await self.find_source(order.source or "", owner=order.user)
@@ -198,7 +234,7 @@ class Service:
             output_format=order.output_format,
             kind=JobKind.CLIP if looks_like_clip(image) else JobKind.PHOTO,
         )
-        handle, request = await self._admit(request)
+        handle, request = await self._admit(request, order.group, order.time_zone)
         source = order.source or ""
         if order.image is not None and order.keep:
             source = await self.keep_source(order.image, owner=order.owner, user=order.user)
@@ -257,25 +293,41 @@ class Service:
         handle, _request = await self._admit(request)
         return handle
 
-    async def _admit(self, request: JobRequest) -> tuple[JobHandle, JobRequest]:
+    async def _admit(
+        self, request: JobRequest, group: str | None = None, zone: str | None = None
+    ) -> tuple[JobHandle, JobRequest]:
         """Check ``request`` (its style normalised: "Shinkai" -> "shinkai", so a bad one costs no queue slot),
-        apply the rate limit and the queue's admission; the queued job and the checked request."""
+        apply the rate limit, the daily budgets (of the person and of ``group``; ``zone`` for the reset time said)
+        and the queue's admission; the queued job and the checked request."""
         checked = self._checked(request)
         if self.shared is None:
             self.limiter.check(checked.user)
-            handle = await self._enqueue(checked)
+            await self.budgets.charge(checked.user, group, FIRST_CHARGE, zone)  # checked and spent in one step
+            try:
+                handle = await self._enqueue(checked, group, zone)
+            except JobError:
+                await self.budgets.refund(checked.user, group, FIRST_CHARGE)
+                raise
             self.limiter.record(checked.user)
             return handle, checked
-        try:  # one script checks the shared rate limit, admits and counts the job (bot/cluster/lua/admit.lua)
-            handle = await self._enqueue(checked)
+        # One script checks the shared rate limit and the budgets, admits, and counts the job in both
+        # (bot/cluster/lua/admit.lua).
+        checked = replace(checked, charge=Charge(self.budgets.lines(checked.user, group), FIRST_CHARGE, zone))
+        try:
+            handle = await self._enqueue(checked, group, zone)
         except RateLimited:
             self._rate_refused_in_redis += 1
             raise
         return handle, checked
 
-    async def _enqueue(self, request: JobRequest) -> JobHandle:
+    async def _enqueue(self, request: JobRequest, group: str | None, zone: str | None) -> JobHandle:
         if request.kind is JobKind.CLIP:  # split into steps that run on every worker (bot/clips.py)
-            return await ClipJob.start(self.queue, request, self.clip_settings())
+
+            async def charge_frames(frames: int) -> None:
+                total = photo_equivalents(frames)
+                await self.budgets.charge_rest(request.user, group, total, FIRST_CHARGE, zone)
+
+            return await ClipJob.start(self.queue, request, self.clip_settings(), on_planned=charge_frames)
         return await self.queue.submit(request)
 
     def clip_settings(self) -> ClipSettings:
@@ -339,6 +391,12 @@ class Service:
         usage = self.sources.usage()
         held = {} if usage is None else {"sources_cached": usage.photos, "sources_bytes": usage.total_bytes}
         return {**self.queue.stats(), "rate_limited": refused, **held}
+
+    def worker_details(self) -> dict[str, dict[str, str]]:
+        """What each local worker process said of itself when ready (its cores, its models' precision paths), by
+        process id; empty when jobs run on worker hosts elsewhere."""
+        details = getattr(self.queue, "worker_details", None)
+        return details() if callable(details) else {}
 
     def _checked(self, request: JobRequest) -> JobRequest:
         if len(request.image) > self.settings.max_upload_bytes:

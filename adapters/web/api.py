@@ -30,6 +30,7 @@ JOB_TTL_SECONDS = 600.0
 MIN_JOB_STORE_CAPACITY = 128
 SSE_PING_SECONDS = 10.0
 WEB_USER_PREFIX = "web:"
+TIME_ZONE_HEADER = "X-Time-Zone"  # an IANA zone name (the web page sends the browser's), for a budget's reset time
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", Service)
@@ -62,6 +63,7 @@ def progress_view(progress: JobProgress) -> Progress:
         stage=progress.stage,
         label=progress_label(progress),
         position=progress.position,
+        wait_seconds=None if progress.wait_seconds is None else round(progress.wait_seconds, 1),
         fraction=min(1.0, max(0.0, progress.fraction)),
         frame=progress.frame,
         frames=progress.frames,
@@ -146,6 +148,7 @@ async def start_job(request: web.Request) -> WebJob:
         strength=form.strength,
         faces=form.faces,
         output_format=form.output_format,
+        time_zone=request.headers.get(TIME_ZONE_HEADER),  # the browser's, for a daily budget's reset time
     )
     with request.app[JOBS].admitting():  # room first: a job the store could not keep is never run
         try:

@@ -21,6 +21,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from adapters.web.models import FORM_FIELDS, Error, JobForm
+from bot.bans import Banned
+from bot.budgets import BudgetExhausted
 from bot.clips import looks_like_clip
 from bot.config import Settings
 from bot.i18n import DEFAULT_LANGUAGE, Translator
@@ -36,6 +38,8 @@ CHOICES = ("style", "strength", "faces", "format")  # the form's fields besides 
 
 # Error classes of the service -> (HTTP status, code). Looked up along the MRO, most specific first.
 JOB_ERROR_STATUS: dict[type[JobError], tuple[int, str]] = {
+    Banned: (403, "banned"),
+    BudgetExhausted: (429, "daily_budget_used"),  # Retry-After: the seconds until the budget resets
     PersonQueueFull: (429, "too_many_waiting"),  # the client's own limit: a server full for everyone is 503
     QueueFull: (503, "busy"),
     RateLimited: (429, "rate_limited"),
@@ -78,7 +82,7 @@ class ApiError(Exception):
         """The answer for a service error (busy, rate limited, rejected...)."""
         status, code = next(JOB_ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in JOB_ERROR_STATUS)
         headers = {}
-        if isinstance(error, RateLimited):
+        if isinstance(error, RateLimited | BudgetExhausted):
             headers["Retry-After"] = str(math.ceil(error.retry_after or BUSY_RETRY_SECONDS))
         elif isinstance(error, PersonQueueFull):
             headers["Retry-After"] = str(PERSON_BUSY_RETRY_SECONDS)

@@ -75,6 +75,9 @@ class Progress(ApiModel):
     """The stage in plain words."""
     position: int | None = Field(ge=0)
     """1-based place in the queue while queued, else null."""
+    wait_seconds: float | None = Field(default=None, ge=0)
+    """While queued: the estimated seconds until a worker takes the job, from recent service times (see README,
+    "Queue wait estimate"); null when unknown (no job finished lately) or not queued."""
     fraction: float = Field(ge=0, le=1)
     """Done fraction of the stage."""
     frame: int | None = Field(default=None, ge=0)
@@ -136,6 +139,9 @@ class Readiness(ApiModel):
     """Installed styles."""
     reason: str | SkipJsonSchema[None] = None
     """Why the server is not ready (only when it is not)."""
+    worker_details: dict[str, dict[str, str]] = {}
+    """Each local worker process by id: what it said of itself once warm (its ``cores``, and per loaded model its
+    precision path and why, as ``precision <model>``); empty when jobs run on worker hosts elsewhere."""
 
 
 # --- the job form ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from aiohttp import web
 from PIL import Image, ImageOps
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.web.admin import add_admin_routes
 from adapters.web.api import JOBS, SERVICE, SETTINGS, create_api_app, model_response
 from adapters.web.models import API_PREFIX, Health, Readiness
 from adapters.web.page_text import page_language, render_page
@@ -137,6 +138,7 @@ class StyleThumbnails:
 
     def __init__(self, service: Service, sample: Path | None) -> None:
         self._service = service
+        service.budgets.exempt(THUMBNAIL_USER)  # the gallery's own pictures spend no one's daily budget
         self._sample = sample
         self._pictures: dict[str, bytes] = {}
         self._failed: set[str] = set()
@@ -297,6 +299,7 @@ async def readyz(request: web.Request) -> web.Response:
         workers=int(stats.get("workers", 0)),
         styles=styles,
         reason=" ".join(reasons) if reasons else None,
+        worker_details=service.worker_details(),
     )
     return web.json_response(readiness.model_dump(mode="json", exclude_none=True), status=503 if reasons else 200)
 
@@ -355,6 +358,7 @@ def create_app(settings: Settings, service: Service) -> web.Application:
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
     router.add_get("/metrics", metrics, name="metrics")
+    add_admin_routes(router)  # /admin, behind ANIMEBOT_API_KEY
     app[API] = create_api_app(settings, service, on_stage_time=app[METRICS].time_stage)
     app.add_subapp(API_PREFIX, app[API])
     return app

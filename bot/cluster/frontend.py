@@ -11,21 +11,27 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
+from bot.budgets import BudgetExhausted, Overdrawn, next_reset
 from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, must_wait
+from bot.cluster.hosts import HostReport, host_states, mean_seconds, read_reports
 from bot.cluster.keys import Keys
 from bot.cluster.records import Fields, StreamReplies, outcome_from_fields, progress_from_fields, request_fields
+from bot.cluster.refusals import RedisRefusals
 from bot.cluster.scripts import ClusterScripts
 from bot.config import Settings
+from bot.eta import RecentJobs, estimate_waits
 from bot.i18n import N_
 from bot.joblog import TERMINAL_STAGES, JobLog
 from bot.jobs import JobError, JobFailed, JobKind, JobProgress, JobRequest, JobResult, JobStage, QueueFull, RateLimited
 from bot.limits import RATE_WINDOW_SECONDS, retry_message
+from bot.overview import WorkerState
 from bot.pool import BUSY_MESSAGE, SHUTDOWN_MESSAGE, person_busy_message
 from bot.supervision import Supervisor
 
@@ -47,6 +53,7 @@ class RedisJob(JobLog):
     def __init__(self, job_id: str, position: int) -> None:
         super().__init__(position)
         self.id = job_id
+        self.submitted = time.monotonic()
 
     def _running(self, event: JobProgress) -> None:
         self._position = 0
@@ -89,7 +96,11 @@ class RedisQueue:
         self._closing = False
         self._closed = False  # the background loops end (a cancel alone may be swallowed by a connect timeout)
         self._connected = False
+        self.refusals = RedisRefusals()  # writes Redis refused, by reason (a metric)
         self._stats: dict[str, int | float] = {"workers": 0, "workers_alive": 0, "worker_hosts": 0}
+        self._hosts: dict[str, tuple[HostReport, bool]] = {}  # host -> (its report, alive), read with the stats
+        self._done_seen: int | None = None
+        self.recent = RecentJobs()  # jobs the whole cluster finished per minute, since this front end started
 
     @property
     def connected(self) -> bool:
@@ -104,16 +115,18 @@ class RedisQueue:
         ]
 
     async def submit(self, request: JobRequest) -> RedisJob:
-        """Admit the job in Redis, or raise ``RateLimited`` or ``QueueFull`` (bounds reached, stopping, or Redis
-        unreachable)."""
+        """Admit the job in Redis, or raise ``RateLimited``, ``BudgetExhausted`` (a photo's or a clip's first step
+        charged to ``request.charge``) or ``QueueFull`` (bounds reached, stopping, or Redis unreachable)."""
         if self._closing:
             raise QueueFull(SHUTDOWN_MESSAGE)
         job_id = secrets.token_urlsafe(JOB_ID_BYTES)
         fields = request_fields(request)
         settings = self.settings
-        rate_limit = self.rate_limit if request.kind in NEW_JOB_KINDS else 0
+        new_job = request.kind in NEW_JOB_KINDS
+        rate_limit = self.rate_limit if new_job else 0
+        charge = request.charge if new_job else None
         try:
-            verdict, number = await self._scripts.admit(
+            verdict, number, budget = await self._scripts.admit(
                 request.user,
                 settings.queue_size,
                 settings.per_user_queued,
@@ -123,17 +136,22 @@ class RedisQueue:
                 RATE_WINDOW_SECONDS,
                 request.place,
                 self.place_ttl,
+                charge,
             )
         except Exception as error:
             if not must_wait(error):
                 raise
             refusing = isinstance(error, ResponseError)  # there, but refusing writes (out of memory, read-only...)
+            self.refusals.count(error)
             self._connected = refusing
             logger.warning("Redis could not admit a job: %s", error)
             raise QueueFull(BUSY_MESSAGE if refusing else UNREACHABLE_MESSAGE) from error
         if verdict == "rate":
             wait = number / 1000
             raise RateLimited(retry_message(rate_limit, wait), retry_after=wait)
+        if verdict == "budget" and charge is not None:
+            overdrawn = Overdrawn(charge.lines[budget], number)
+            raise BudgetExhausted(charge.cost, overdrawn, next_reset(time.time()), charge.zone)
         if verdict == "busy":
             raise QueueFull(BUSY_MESSAGE)
         if verdict == "person":
@@ -154,6 +172,7 @@ class RedisQueue:
         except Exception as error:
             if not must_wait(error):
                 raise
+            self.refusals.count(error)
             logger.warning("could not give back a clip's place (it expires): %s", error)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -176,8 +195,43 @@ class RedisQueue:
         await self._client.aclose()
 
     def stats(self) -> dict[str, int | float]:
-        """The latest numbers read from Redis (refreshed every second), and whether Redis is reachable."""
-        return {**self._stats, "redis_connected": int(self._connected), "following": len(self._following)}
+        """The latest numbers read from Redis (refreshed every second), and whether Redis is reachable; the oldest
+        wait and the refusals are this front end's own (its jobs still queued, the writes it was refused)."""
+        return {
+            **self._stats,
+            "redis_connected": int(self._connected),
+            "following": len(self._following),
+            "oldest_wait_seconds": self._oldest_wait(),
+            **self.refusals.stats(),
+        }
+
+    def _oldest_wait(self) -> float:
+        """Seconds the longest-waiting of this front end's queued jobs has waited (0 when none waits)."""
+        now = time.monotonic()
+        return max((now - job.submitted for job, _ in self._following.values() if job.position > 0), default=0.0)
+
+    @property
+    def last_error(self) -> str:
+        """The latest error any worker host reported (one line, with its time)."""
+        errors = [report.last_error for report, _ in self._hosts.values() if report.last_error]
+        return max(errors, default="")
+
+    def mean_seconds(self) -> float | None:
+        """The live hosts' recent mean service time (``bot/cluster/hosts.py``; None: no host knows one yet)."""
+        return mean_seconds(self._hosts)
+
+    def wait_estimates(self, count: int) -> list[float | None]:
+        """Estimated seconds until each of the first ``count`` waiting jobs reaches a worker slot (``bot/eta.py``:
+        the running jobs' elapsed times are not known here, so each is taken as half done)."""
+        mean, alive = self.mean_seconds(), int(self._stats.get("workers_alive", 0))
+        if mean is None or alive < 1:
+            return [None] * count
+        running = [None] * min(alive, int(self._stats.get("running", 0)))
+        return list(estimate_waits(count, alive, running, mean))
+
+    def worker_states(self) -> list[WorkerState]:
+        """Every worker host that reported lately, live ones first."""
+        return host_states(self._hosts)
 
     # --- background work ---
 
@@ -199,6 +253,7 @@ class RedisQueue:
                 if not must_wait(error):
                     raise
                 self._connected = False
+                self.refusals.count(error)
                 logger.warning("lost Redis while following jobs (%s); retrying", error)
                 await backoff.wait()
                 continue
@@ -216,10 +271,18 @@ class RedisQueue:
                 del self._following[job_id]
                 return
             if progress is not None and progress.stage == JobStage.QUEUED:
-                job._queued_at(progress.position or 0)
+                position = progress.position or 0
+                job._queued_at(position, self.wait_estimates(position)[-1] if position else None)
             elif progress is not None:
                 job._running(progress)
             self._following[job_id] = (job, entry_id.decode())  # only once handled: a lost read is read again
+
+    async def _read_hosts(self, done: int) -> None:
+        """The hosts' reports, and the jobs finished since the last poll (for the throughput chart)."""
+        self._hosts = await read_reports(self._client, self.keys)
+        if self._done_seen is not None:
+            self.recent.count(done - self._done_seen)
+        self._done_seen = done
 
     async def _outcome(self, job_id: str) -> JobResult | JobError:
         fields = cast(Fields, await self._client.hgetall(self.keys.result(job_id)))
@@ -231,7 +294,9 @@ class RedisQueue:
             try:
                 await ensure_group(self._client, self.keys)
                 alive, hosts, running, counters = await self._scripts.stats()
+                await self._read_hosts(counters.get("done", 0))
             except (ResponseError, *REDIS_DOWN) as error:
+                self.refusals.count(error)
                 if self._connected:
                     logger.warning("Redis is unreachable: %s", error)
                 self._connected = False

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar, cast
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bot.cluster.connection import REDIS_DOWN, Backoff, connect, ensure_group, is_missing_group, must_wait
+from bot.cluster.hosts import HostReport, publish_report
 from bot.cluster.keys import GROUP, Keys
 from bot.cluster.records import FAILED, Fields, outcome_fields, progress_fields, request_from_fields
 from bot.cluster.scripts import ClusterScripts, Lease
@@ -280,3 +282,11 @@ class WorkerHost:
         for entry in lost - self._lost:
             logger.warning("lost the lease of stream entry %s: another host may take its job over", entry)
         self._lost |= lost
+        await publish_report(self._client, self.keys, self.consumer, self.report())
+
+    def report(self) -> HostReport:
+        """This host's numbers for the admin page and the front ends' wait estimates (``bot/cluster/hosts.py``)."""
+        pool = self._pool
+        return HostReport(
+            self.slots, len(self._running), self.answered, pool.last_error, pool.mean_seconds(), time.time()
+        )

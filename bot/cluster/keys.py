@@ -49,6 +49,10 @@ class Keys:
         """Hash: worker host -> its number of worker processes."""
         return f"{self.prefix}:host_slots"
 
+    def host_report(self, host: str) -> str:
+        """Hash of what a worker host says about itself at each heartbeat (``bot/cluster/hosts.py``)."""
+        return f"{self.prefix}:host_report:{host}"
+
     def waiting(self, user: str) -> str:
         """List of one person's waiting job ids, oldest first."""
         return f"{self.prefix}:waiting:{user}"

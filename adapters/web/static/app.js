@@ -66,12 +66,18 @@ function authHeaders() {
   return state.apiKey ? { "X-API-Key": state.apiKey } : {};
 }
 
+// The browser's time zone, so a daily budget's refusal says its reset time as the person's clock shows it.
+function timeZoneHeader() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone ? { "X-Time-Zone": zone } : {};
+}
+
 async function request(path, { method = "GET", body = null, timeout = REQUEST_TIMEOUT_MS, headers = {} } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeout);
   try {
     const response = await fetch(path, {
-      method, body, signal: controller.signal, headers: { ...authHeaders(), ...headers },
+      method, body, signal: controller.signal, headers: { ...authHeaders(), ...timeZoneHeader(), ...headers },
     });
     if (!response.ok) throw await errorFrom(response);
     return response;
@@ -390,6 +396,22 @@ async function submitJob() {
   }
 }
 
+// The estimated wait as bot/eta.py's wait_phrase says it: "15 s" (steps of 5 s) or "3 min".
+function waitPhrase(seconds) {
+  if (seconds < 60) return t("{seconds} s", { seconds: Math.max(5, Math.ceil(seconds / 5) * 5) });
+  return t("{minutes} min", { minutes: Math.ceil(seconds / 60) });
+}
+
+function queuedLabel(ahead, waitSeconds) {
+  if (waitSeconds === null || waitSeconds === undefined) {
+    return ahead === 0 ? t("Queued: you are next") : t("Queued: {ahead} photos ahead of yours", { ahead });
+  }
+  const wait = waitPhrase(waitSeconds);
+  return ahead === 0
+    ? t("Queued: you are next, about {wait} to wait", { wait })
+    : t("Queued: {ahead} photos ahead of yours, about {wait} to wait", { ahead, wait });
+}
+
 function showProgress(event) {
   const [from, to] = STAGE_SPANS[event.stage] || [0, 0];
   const percent = Math.round(from + (to - from) * Math.min(1, Math.max(0, event.fraction || 0)));
@@ -403,7 +425,7 @@ function showProgress(event) {
     label = t("Stylizing frame {frame} of {frames}", { frame: event.frame || 0, frames: event.frames });
   }
   if (event.stage === "queued" && event.position) {
-    label = event.position === 1 ? t("Queued: you are next") : t("Queued: {ahead} photos ahead of yours", { ahead: event.position - 1 });
+    label = queuedLabel(event.position - 1, event.wait_seconds);
   }
   $("progress-label").textContent = `${label}… ${value} %`;
 }
@@ -582,7 +604,7 @@ async function animateBatch() {
       state.source = null;
       try {
         const job = await submitJob();
-        showProgress({ stage: "queued", position: job.position, label: "Queued", fraction: 0 });
+        showProgress({ stage: "queued", position: job.position, wait_seconds: job.wait_seconds, label: "Queued", fraction: 0 });
         const finished = await followJob(job);
         const blob = await (await request(job.result_url)).blob();
         addBatchCard(file, finished.result, blob);
@@ -608,7 +630,7 @@ async function animate() {
   try {
     const job = await submitJob();
     state.source = job.source;
-    showProgress({ stage: "queued", position: job.position, label: "Queued", fraction: 0 });
+    showProgress({ stage: "queued", position: job.position, wait_seconds: job.wait_seconds, label: "Queued", fraction: 0 });
     const finished = await followJob(job);
     showProgress({ stage: "done", fraction: 1, label: "Done" });
     await showResult(job, finished);
