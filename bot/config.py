@@ -16,7 +16,9 @@ def _default_data_dir() -> Path:
 
 
 def _default_workers() -> int:
-    return max(1, (os.cpu_count() or 1) // 2)
+    # One single-threaded worker per core, each pinned to its core: on 2 cores that drew 1.8x the photos per second
+    # of one worker with 2 threads, at the same median latency (bench/service.py, docs/scaling.md).
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 class Settings(BaseSettings):
@@ -82,7 +84,8 @@ class Settings(BaseSettings):
     workers: int = Field(
         default_factory=_default_workers,
         ge=0,
-        description="Worker processes (each owns cores/workers threads); 0 with redis_url: a pure front end.",
+        description="Worker processes (default: one per core, pinned to it; each owns cores/workers threads); 0 with "
+        "redis_url: a pure front end.",
     )
     queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
     per_user_queued: int = Field(3, description="Jobs one person may have waiting at once.")
