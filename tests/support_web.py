@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,9 +27,12 @@ JOB_WAIT_SECONDS = 300.0  # a loaded 2-core CI box can take tens of seconds per 
 
 
 def small_settings(weights_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a one-worker service on small images; never reads a ``.env`` file."""
+    """Settings for a one-worker service on small images; never reads a ``.env`` file, and keeps its state (settings,
+    budgets, bans, kept photos) in a fresh folder unless ``data_dir`` is given, never in the user's data dir, where
+    one test's counts would show up in another's and in the next run's."""
     values: dict[str, Any] = {
         "weights_dir": weights_dir,
+        "data_dir": Path(tempfile.mkdtemp(prefix="animebot-data-")),
         "workers": 1,
         "working_size": 256,
         "rate_limit_per_minute": 10_000,
