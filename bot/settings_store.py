@@ -8,17 +8,15 @@ gives both the same id), ``telegram:-100456`` (a group), ``discord:789``, ``web:
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from bot.sqlite_files import broken_copies, delete_broken, open_store, prune_broken, schema_too_new
+from bot.sqlite_files import broken_copies, delete_broken, open_store, prune_broken
+from bot.sqlite_schema import migrate
 from bot.sqlite_thread import SqliteThread
-
-logger = logging.getLogger(__name__)
 
 FILE_NAME = "settings.sqlite3"
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -253,35 +251,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA secure_delete=ON")  # /forget overwrites what it deletes
-        _migrate(db, path)
+        migrate(db, path, MIGRATIONS)
         db.execute("PRAGMA quick_check").fetchone()
     except BaseException:
         db.close()
         raise
     db.isolation_level = "DEFERRED"  # back to implicit transactions (a plain BEGIN): ``with db:`` commits each write
     return db
-
-
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Bring the file up to the newest schema, one version per transaction.
-
-    The version is read inside each write transaction: two processes starting at once don't both migrate.
-    """
-    while True:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version > len(MIGRATIONS):
-                raise schema_too_new(path, version, len(MIGRATIONS))
-            if version == len(MIGRATIONS):
-                db.execute("COMMIT")
-                return
-            for statement in filter(str.strip, MIGRATIONS[version].split(";")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        logger.info("settings database: schema version %d", version + 1)

@@ -37,7 +37,7 @@ def _connect(path: Path, migrations: tuple[str, ...]) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        _migrate(db, path, migrations)
+        migrate(db, path, migrations)
         db.execute("PRAGMA quick_check").fetchone()
     except BaseException:
         db.close()
@@ -46,8 +46,9 @@ def _connect(path: Path, migrations: tuple[str, ...]) -> sqlite3.Connection:
     return db
 
 
-def _migrate(db: sqlite3.Connection, path: Path, migrations: tuple[str, ...]) -> None:
-    """One version per write transaction (read inside it: two processes starting at once don't both migrate)."""
+def migrate(db: sqlite3.Connection, path: Path, migrations: tuple[str, ...]) -> None:
+    """Bring ``path``'s file up to the newest of ``migrations``, one version per write transaction (the version is
+    read inside it: two processes starting at once don't both migrate)."""
     while True:
         db.execute("BEGIN IMMEDIATE")
         try:
