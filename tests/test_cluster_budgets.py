@@ -120,3 +120,23 @@ async def test_bans_and_the_audit_log_are_shared_by_every_front_end(
         ("telegram:1", AdminAction.USAGE, "web:10.0.0.9"),
         ("telegram:1", AdminAction.BAN, "web:10.0.0.9"),
     ]
+
+
+async def test_an_upload_while_redis_is_away_is_answered_busy_not_failed_by_the_ban_check(
+    redis_server: RedisServer, weights_dir: Path
+) -> None:
+    # The chaos test found it: the ban check, the first Redis call of every upload, raised the lost connection as a
+    # server error (500) instead of the "try again" every other step gives while Redis restarts.
+    settings = front_end_settings(redis_server, weights_dir)
+    async with Service(settings) as front_end:
+        redis_server.kill()
+        try:
+            await front_end.submit(order("web:10.0.0.7"))
+        except JobError as error:
+            refusal: JobError | None = error
+        else:
+            refusal = None
+        banned = await front_end.bans.is_banned("web:10.0.0.7")
+        await front_end.queue.stop(grace=0)
+    assert refusal is not None and "try again" in refusal.message.lower()
+    assert banned is False

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,9 +14,11 @@ from redis.asyncio import Redis
 
 from bot.bans import MAX_REASON_CHARS, Ban, BanList
 from bot.budgets import SECONDS_PER_DAY, budget_day
+from bot.cluster.connection import must_wait
 from bot.cluster.keys import Keys
 
 Clock = Callable[[], float]
+logger = logging.getLogger(__name__)
 
 
 class RedisBans:
@@ -38,12 +41,26 @@ class RedisBans:
         return bool(await self._client.hdel(self._bans, target))
 
     async def is_banned(self, target: str) -> bool:
-        return bool(await self._client.hexists(self._bans, target))
+        """Whether ``target`` is banned; False while Redis is away or refusing (``must_wait``): the check runs on
+        every update and upload, and the admission that follows it refuses them then with its own "busy" sentence,
+        so an outage is answered plainly rather than failing every request."""
+        try:
+            return bool(await self._client.hexists(self._bans, target))
+        except Exception as error:
+            if not must_wait(error):
+                raise
+            logger.warning("could not read the bans from Redis: %s", error)
+            return False
 
     async def should_tell(self, target: str) -> bool:
         day = budget_day(self._clock())
         told = f"{self.keys.prefix}:banned_told:{day}:{target}"
-        return bool(await self._client.set(told, 1, nx=True, ex=SECONDS_PER_DAY))
+        try:
+            return bool(await self._client.set(told, 1, nx=True, ex=SECONDS_PER_DAY))
+        except Exception as error:
+            if not must_wait(error):
+                raise
+            return False  # told at most once a day: when unsure, not told again
 
     async def list(self) -> BanList:
         records = cast(dict[bytes, bytes], await self._client.hgetall(self._bans))
