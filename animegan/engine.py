@@ -96,8 +96,14 @@ class Engine:
         if threads:
             torch.set_num_threads(threads)
         self._detector = FaceDetector(min_face_size=min_face_size)
-        self._generators: dict[str, ImageFn] = {}
+        self._generators: dict[tuple[str, int], ImageFn] = {}  # by model name and thread count
         self._decisions: dict[str, Decision] = {}
+
+    def use_threads(self, threads: int) -> None:
+        """Run on ``threads`` threads from now on: torch's, and each OpenVINO model compiled for that many (once
+        per count, on first use; each count keeps its own buffers). A worker lent idle cores for a lone photo
+        switches up, then back."""
+        torch.set_num_threads(threads)
 
     def styles(self) -> list[Style]:
         """Every style, default first, marked installed or not."""
@@ -124,20 +130,21 @@ class Engine:
         With precision "auto" the path is the fastest faithful one measured for this CPU and model (measured once,
         then read from a small file beside the compiled models; see ``animegan.autotune``).
         """
-        if model.name not in self._generators:
+        key = (model.name, torch.get_num_threads())  # OpenVINO fixes a model's thread count when compiling it
+        if key not in self._generators:
             runner, self._decisions[model.name] = prepare_generator(
                 model, self.weights_dir, self.precision, self.calibration_dir
             )
             fast = to_generator_range(runner)
             multiple = size_multiple(model)
-            self._generators[model.name] = lambda image: run_tiled(
+            self._generators[key] = lambda image: run_tiled(
                 fast,
                 image,
                 tile=WHOLE_IMAGE_SIDE if max(image.shape[-2:]) <= WHOLE_IMAGE_SIDE else TILE_SIZE,
                 overlap=TILE_OVERLAP,
                 multiple=multiple,
             )
-        return self._generators[model.name]
+        return self._generators[key]
 
     def precision_report(self) -> dict[str, str]:
         """Each loaded model's path and why, e.g. {"animeganv3_shinkai": "int8-bf16 (measured: 87 ms, 43.7 dB min,

@@ -200,6 +200,8 @@ def compile_config(precision: str) -> dict[str, object]:
         "INFERENCE_PRECISION_HINT": "bf16" if use_bf16 else "f32",
         "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         "PERFORMANCE_HINT": "LATENCY",
+        # The process's own CPU mask decides where it runs (a worker moves between its core and all of them).
+        "ENABLE_CPU_PINNING": False,
     }
 
 
