@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="Worker processes (default: one per core, pinned to it; each owns cores/workers threads); 0 with "
         "redis_url: a pure front end.",
     )
+    lend_idle_cores: bool = Field(
+        True,
+        description="A photo that comes while every pinned worker is idle runs on all their cores (one worker keeps "
+        "its models compiled for both, about 150 MB more); the next jobs wait for it.",
+    )
     queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
     per_user_queued: int = Field(3, description="Jobs one person may have waiting at once.")
     job_timeout: float = Field(120.0, description="Seconds a job may run before it is cancelled.")

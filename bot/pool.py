@@ -27,6 +27,7 @@ from bot.joblog import JobLog
 from bot.jobs import (
     JobError,
     JobFailed,
+    JobKind,
     JobProgress,
     JobRejected,
     JobRequest,
@@ -52,6 +53,8 @@ WORKER_START_TIMEOUT = 180.0  # importing torch and building the engine on a bus
 RESPAWN_FIRST_DELAY = 1.0
 RESPAWN_MAX_DELAY = 60.0
 ENGINE_STAGES = frozenset({JobStage.DECODING, JobStage.FINDING_FACES, JobStage.STYLIZING, JobStage.FINISHING})
+# Jobs short enough to hold every core alone: those that wait behind one wait a second or so at most.
+LENDABLE_KINDS = frozenset({JobKind.PHOTO, JobKind.CLIP_PLAN, JobKind.CLIP_JOIN})
 
 BUSY_MESSAGE = N_("The bot is busy right now. Please try again in a minute.")
 CRASH_MESSAGE = N_("Sorry, something went wrong while drawing your picture. Please try again.")
@@ -87,7 +90,9 @@ class PoolConfig:
     ``engine_factory`` is an import path ("module:callable") called once per worker with ``engine_options``;
     the object it returns must have ``stylize_bytes`` (see ``animegan.Engine``), and if it has ``warm_up()`` (else
     ``load()``) that is called once at start, before the worker reports ready. ``cores``: CPU core ids the workers
-    are pinned to, ``threads`` each, every worker alone on its own (empty: not pinned).
+    are pinned to, ``threads`` each, every worker alone on its own (empty: not pinned). ``lend_idle_cores``: with
+    two pinned workers or more, a photo (or a clip's plan or join) that comes while every worker is idle runs alone
+    on all of ``cores``, in the worker holding the first block; jobs that come meanwhile wait for it.
     """
 
     workers: int = 1
@@ -98,12 +103,19 @@ class PoolConfig:
     engine_factory: str = DEFAULT_ENGINE_FACTORY
     engine_options: Mapping[str, Any] = field(default_factory=dict)
     cores: tuple[int, ...] = ()
+    lend_idle_cores: bool = False
 
     def core_blocks(self) -> list[tuple[int, ...]]:
         """The cores of each worker slot (``threads`` each), or none when ``cores`` can't give every worker its own."""
         if not self.cores or self.workers * self.threads > len(self.cores):
             return []
         return [self.cores[slot * self.threads : (slot + 1) * self.threads] for slot in range(self.workers)]
+
+    def lent_cores(self, block: tuple[int, ...]) -> tuple[int, ...]:
+        """The cores the worker pinned to ``block`` runs a lone job on: all of them for the first block when cores
+        are lent, else none."""
+        blocks = self.core_blocks()
+        return self.cores if self.lend_idle_cores and len(blocks) > 1 and block == blocks[0] else ()
 
     @classmethod
     def from_settings(cls, settings: Settings, cores: int | None = None) -> PoolConfig:
@@ -128,6 +140,7 @@ class PoolConfig:
             engine_factory=settings.engine_factory,
             engine_options=options,
             cores=() if cores is not None else core_ids(),
+            lend_idle_cores=settings.lend_idle_cores,
         )
 
 
@@ -184,6 +197,8 @@ class InferencePool:
         self._places: dict[str, str] = {}  # clips in flight: place -> person (see JobQueue.release)
         self._workers: set[WorkerProcess] = set()  # started and not retired, busy or idle
         self._idle: deque[WorkerProcess] = deque()
+        self._lent: list[WorkerProcess] | None = None  # while a lone job runs on every core: the idle workers it holds
+        self._borrower: WorkerProcess | None = None  # ...and the worker running it
         self._free_cores: deque[tuple[int, ...]] = deque(config.core_blocks())  # blocks no live worker holds
         self._tasks: set[asyncio.Task[None]] = set()  # job runs and worker replacements
         self._settled = asyncio.Event()  # nothing waiting and nothing running
@@ -273,6 +288,7 @@ class InferencePool:
         await asyncio.gather(*tasks, return_exceptions=True)
         workers, self._workers = list(self._workers), set()
         self._idle.clear()
+        self._lent = self._borrower = None
         await asyncio.gather(*(worker.kill() if worker.busy else worker.stop() for worker in workers))
 
     def stats(self) -> dict[str, int | float]:
@@ -351,8 +367,18 @@ class InferencePool:
         while a worker is idle and the queue bound counts exactly the jobs that must wait.
         """
         while self._idle and self._waiting and not self._stopped:
+            if (lead := self._lead_for_lone_job()) is not None:
+                self._idle.remove(lead)
+                if lead.give_back is not None:
+                    lead.give_back.clear()  # a request left from its last lone job
+                self._lent, self._borrower = list(self._idle), lead
+                self._idle.clear()
+                self._track(self._run(lead, self._waiting.pop(), lead.lent_cores))
+                break
             worker = self._idle.popleft()
             self._track(self._run(worker, self._waiting.pop()))
+        if self._waiting and self._borrower is not None and self._borrower.give_back is not None:
+            self._borrower.give_back.set()  # it goes back to its own cores at its job's next stage
         waiting = self._waiting.order()
         for position, (job, wait) in enumerate(zip(waiting, self.wait_estimates(len(waiting)), strict=True), start=1):
             job._queued_at(position, wait)
@@ -361,7 +387,25 @@ class InferencePool:
         else:
             self._settled.set()
 
-    async def _run(self, worker: WorkerProcess, job: PoolJob) -> None:
+    def _lead_for_lone_job(self) -> WorkerProcess | None:
+        """The worker to run the only waiting job on every core, when it may: nothing runs, every worker is idle and
+        the job is short (``LENDABLE_KINDS``); else ``None``."""
+        if self._running or len(self._waiting) != 1 or len(self._idle) != len(self._workers):
+            return None
+        if self._waiting.order()[0].request.kind not in LENDABLE_KINDS:
+            return None
+        return next((worker for worker in self._idle if worker.lent_cores), None)
+
+    def _end_lending(self) -> None:
+        """The lone job ended or gave its lent cores back: the workers it held are idle again."""
+        lent, self._lent, self._borrower = self._lent or [], None, None
+        self._idle.extend(worker for worker in lent if not worker.retired and not worker.exited)
+
+    def _given_back(self) -> None:
+        self._end_lending()
+        self._dispatch()
+
+    async def _run(self, worker: WorkerProcess, job: PoolJob, cores: tuple[int, ...] = ()) -> None:
         worker.busy = True
         self._running += 1
         if job.attempts == job.first_attempt:
@@ -372,13 +416,17 @@ class InferencePool:
             self._on_attempt(job)
         began = self._began[worker] = time.monotonic()
         try:
-            outcome = await worker.run(job.id, job.request, job._stage, self.config.job_timeout)
+            outcome = await worker.run(
+                job.id, job.request, job._stage, self.config.job_timeout, cores, self._given_back if cores else None
+            )
         except asyncio.CancelledError:
             self._fail(job, JobFailed(SHUTDOWN_MESSAGE), "failed")
             raise
         finally:
             self._running -= 1
             self._began.pop(worker, None)
+            if cores:
+                self._end_lending()
         kind = outcome[0]
         self._note(worker, kind, outcome)
         if kind == DONE:
@@ -454,9 +502,19 @@ class InferencePool:
         assert self._loop is not None
         here, there = self._context.Pipe()
         config = self.config
+        lent_cores = config.lent_cores(cores)
+        give_back = self._context.Event() if lent_cores else None
         process = self._context.Process(
             target=run_worker,
-            args=(config.engine_factory, dict(config.engine_options), config.threads, there, cores),
+            args=(
+                config.engine_factory,
+                dict(config.engine_options),
+                config.threads,
+                there,
+                cores,
+                lent_cores,
+                give_back,
+            ),
             name=f"animegan-worker-{self._spawned}",
             daemon=True,
         )
@@ -464,7 +522,7 @@ class InferencePool:
             await asyncio.to_thread(start_without_secrets, process)
         finally:
             there.close()  # the child holds its own copy; ours would keep the pipe open after the child dies
-        worker = WorkerProcess(process, here, self._loop, self._on_exit, cores)
+        worker = WorkerProcess(process, here, self._loop, self._on_exit, cores, lent_cores, give_back)
         try:
             async with asyncio.timeout(WORKER_START_TIMEOUT):
                 first = await worker.inbox.get()
@@ -482,13 +540,17 @@ class InferencePool:
 
     def _add_idle(self, worker: WorkerProcess) -> None:
         self._workers.add(worker)
+        if self._lent is not None:  # a lone job holds every core: the newcomer waits with the others
+            self._lent.append(worker)
+            return
         self._idle.append(worker)
         self._dispatch()
 
     def _on_exit(self, worker: WorkerProcess) -> None:
         """A worker's pipe closed. Busy workers are handled by their job's run; idle ones are replaced here."""
-        if worker in self._idle:
-            self._idle.remove(worker)
+        lent = self._lent or []
+        if worker in self._idle or worker in lent:
+            (self._idle if worker in self._idle else lent).remove(worker)
             logger.warning("idle worker %s exited (code %s); replacing it", worker.pid, worker.exitcode)
             self._replace(worker)
 

@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 
 from bot.jobs import JobRequest
-from bot.worker import DONE, ERROR, REJECTED, STAGE, Message
+from bot.worker import DONE, ERROR, GAVE_BACK, REJECTED, STAGE, Message
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,13 @@ class WorkerProcess:
         loop: asyncio.AbstractEventLoop,
         on_exit: Callable[[WorkerProcess], None],
         cores: tuple[int, ...] = (),
+        lent_cores: tuple[int, ...] = (),
+        give_back: EventType | None = None,
     ) -> None:
         self.process = process
         self.cores = cores  # the CPU cores it is pinned to (empty: not pinned)
+        self.lent_cores = lent_cores  # the cores it runs a lone job on (empty: it is not the one lent them)
+        self.give_back = give_back  # set: go back to its own cores at the lone job's next stage
         self.details: dict[str, str] = {}  # what it said of itself when ready (bot/worker.py: ready_details)
         self.conn = conn
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -87,11 +92,14 @@ class WorkerProcess:
         request: JobRequest,
         on_stage: Callable[[str, float], None],
         timeout: float,  # noqa: ASYNC109 - the job's own time limit
+        cores: tuple[int, ...] = (),
+        on_given_back: Callable[[], None] | None = None,
     ) -> Message:
-        """Run a job here, calling ``on_stage(stage, fraction)`` as it reports; returns its outcome message, or
-        ``(GONE,)`` / ``(TIMED_OUT,)``."""
+        """Run a job here (on ``cores``; empty: on its own), calling ``on_stage(stage, fraction)`` as it reports and
+        ``on_given_back()`` once it is back on its own cores; returns its outcome message, or ``(GONE,)`` /
+        ``(TIMED_OUT,)``."""
         try:
-            await asyncio.to_thread(self.conn.send, (job_id, request))
+            await asyncio.to_thread(self.conn.send, (job_id, request, cores))
         except OSError:
             return (GONE,)
         try:
@@ -100,6 +108,8 @@ class WorkerProcess:
                     message = await self.inbox.get()
                     if message[0] == STAGE and message[1] == job_id:
                         on_stage(message[2], message[3])
+                    elif message[0] == GAVE_BACK and message[1] == job_id and on_given_back is not None:
+                        on_given_back()
                     elif message[0] in (DONE, REJECTED, ERROR, GONE):
                         return message
         except TimeoutError:

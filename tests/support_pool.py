@@ -37,15 +37,21 @@ class ScriptedResult:
 class ScriptedEngine:
     """A stand-in engine whose every photo is a JSON script.
 
-    Script keys (all optional): ``sleep`` seconds spent "stylizing"; ``crash`` kill this process with SIGKILL;
-    ``hang_once`` a marker path: the first run writes its pid there and hangs (to be killed by the test), later
-    runs go on normally; ``until`` a path: "stylize" until the test creates that file; ``reject`` raise
-    ``UnsupportedImage`` with this message; ``raise`` raise ``RuntimeError``. The result's data is JSON with the
-    pid, wall-clock start/end, threads and style.
+    Script keys (all optional): ``sleep`` seconds spent "stylizing" (in ``steps`` parts, each reported);
+    ``crash`` kill this process with SIGKILL; ``hang_once`` a marker path: the first run writes its pid there and
+    hangs (to be killed by the test), later runs go on normally; ``until`` a path: "stylize" until the test
+    creates that file; ``reject`` raise ``UnsupportedImage`` with this message; ``raise`` raise ``RuntimeError``.
+    The result's data is JSON with the pid, wall-clock start/end (and when the sleep ended), threads (as built,
+    and as told by ``use_threads``) and CPU cores at the start and at the end, and style.
     """
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+        self.threads_in_use: int | None = None
+
+    def use_threads(self, threads: int) -> None:
+        """What ``Engine.use_threads`` is told: kept for the report."""
+        self.threads_in_use = threads
 
     def stylize_bytes(
         self,
@@ -62,6 +68,7 @@ class ScriptedEngine:
         report = on_stage or (lambda stage, fraction: None)
         script = json.loads(data)
         start = time.time()
+        cores_at_start, threads_at_start = sorted(os.sched_getaffinity(0)), self.threads_in_use
         report("decoding", 0.0)
         if "reject" in script:
             raise UnsupportedImage(script["reject"])
@@ -75,7 +82,12 @@ class ScriptedEngine:
         if marker and not Path(marker).exists():
             Path(marker).write_text(str(os.getpid()))
             time.sleep(HANG_SECONDS)
-        time.sleep(script.get("sleep", 0.0))
+        steps = int(script.get("steps", 1))  # the sleep in this many parts, each after a "stylizing" report
+        for step in range(steps):
+            if step:
+                report("stylizing", step / steps)
+            time.sleep(script.get("sleep", 0.0) / steps)
+        slept = time.time()
         released = script.get("until")
         deadline = time.monotonic() + HANG_SECONDS
         while released and not Path(released).exists() and time.monotonic() < deadline:
@@ -86,6 +98,11 @@ class ScriptedEngine:
             "start": start,
             "end": time.time(),
             "threads": self.options.get("threads"),
+            "threads_in_use": self.threads_in_use,
+            "cores": sorted(os.sched_getaffinity(0)),
+            "threads_at_start": threads_at_start,
+            "cores_at_start": cores_at_start,
+            "slept": slept,
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
             "style": style,
             "strength": strength,

@@ -409,3 +409,65 @@ def test_workers_are_not_pinned_when_they_would_share_cores() -> None:
     if len(config.cores) >= 3:
         pytest.skip("this machine has a core for each of three workers")
     assert config.core_blocks() == []
+
+
+async def _lending_pool(**overrides: Any) -> tuple[InferencePool, list[int]]:
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("lending a lone job the idle cores needs two cores")
+    pool = InferencePool(PoolConfig.from_settings(scripted_settings(workers=len(cores), **overrides)))
+    await pool.start()
+    return pool, cores
+
+
+async def test_a_lone_photo_runs_on_every_core_until_other_jobs_come_then_each_runs_on_one() -> None:
+    pool, cores = await _lending_pool()
+    try:
+        alone = await pool.submit(scripted("alone", sleep=1.5, steps=10))
+        await eventually(lambda: pool.stats()["running"] == 1)
+        meanwhile = [await pool.submit(scripted(f"later{i}", sleep=0.3)) for i in range(len(cores))]
+        first = report_of((await alone.result()).image)
+        after = [report_of((await handle.result()).image) for handle in meanwhile]
+        again = report_of((await (await pool.submit(scripted("alone again", sleep=0.1))).result()).image)
+    finally:
+        await pool.stop(grace=0)
+    assert first["cores_at_start"] == again["cores_at_start"] == again["cores"] == cores
+    assert first["threads_at_start"] == again["threads_at_start"] == again["threads_in_use"] == len(cores)
+    assert len(first["cores"]) == 1 and first["threads_in_use"] == 1  # it gave the lent cores back midway...
+    assert min(report["start"] for report in after) < first["end"]  # ...so the others did not wait for its end
+    intervals = [(report["start"], report["end"]) for report in [first, *after]]
+    assert max_overlap(intervals) == len(cores)  # and never more jobs than cores
+    assert all(len(report["cores"]) == 1 for report in after)  # one core each, the other workers' own
+    assert {*first["cores"], *(core for report in after for core in report["cores"])} == set(cores)
+    assert {report["threads_in_use"] for report in after} == {1}
+
+
+async def test_a_worker_lent_to_a_lone_job_that_dies_is_replaced_and_runs_jobs_after_it() -> None:
+    pool, cores = await _lending_pool()
+    try:
+        alone = await pool.submit(scripted("alone", sleep=3.0))
+        await eventually(lambda: pool.stats()["running"] == 1)
+        running_pid = next(pid for pid in pool.worker_pids() if os.sched_getaffinity(pid) == set(cores))
+        victim = next(pid for pid in pool.worker_pids() if pid != running_pid)
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: victim not in pool.worker_pids() and len(pool.worker_pids()) == len(cores))
+        meanwhile = await pool.submit(scripted("meanwhile", sleep=0.0))
+        first = report_of((await alone.result()).image)
+        waited = report_of((await meanwhile.result()).image)
+        burst = [await pool.submit(scripted(f"after{i}", sleep=0.4)) for i in range(len(cores) * 2)]
+        reports = [report_of((await handle.result()).image) for handle in burst]
+    finally:
+        await pool.stop(grace=0)
+    assert waited["start"] >= first["slept"]  # the replacement joined the lent workers, not the idle ones
+    assert victim not in {report["pid"] for report in reports}
+    assert max_overlap([(report["start"], report["end"]) for report in reports]) == len(cores)
+
+
+async def test_without_lending_a_lone_photo_stays_on_its_worker_core() -> None:
+    pool, _ = await _lending_pool(lend_idle_cores=False)
+    try:
+        report = report_of((await (await pool.submit(scripted("alone", sleep=0.0))).result()).image)
+    finally:
+        await pool.stop(grace=0)
+    assert len(report["cores"]) == 1
+    assert report["threads_in_use"] == 1
