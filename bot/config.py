@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     lend_idle_cores: bool = Field(
         True,
         description="A photo that comes while every pinned worker is idle runs on all their cores (one worker keeps "
-        "its models compiled for both, about 150 MB more); the next jobs wait for it.",
+        "its models compiled for both, about 160 MB more) until another job comes.",
     )
     queue_size: int = Field(32, description="Jobs waiting beyond the running ones; more get a 'busy' reply.")
     per_user_queued: int = Field(3, description="Jobs one person may have waiting at once.")
