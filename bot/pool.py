@@ -3,7 +3,8 @@
 Jobs come in from asyncio (``submit``) and wait in a queue that is served round-robin over people; whenever a
 worker is idle the next job goes to it. Each worker is a spawned process talking over a pipe: a job goes in,
 progress stages and then exactly one outcome come back. A worker that dies is replaced and its job tried once
-more; a job that runs too long has its worker killed and replaced. ``InferencePool`` is a ``JobQueue``.
+more; a job that runs too long has its worker killed and replaced. A job that comes while every worker is idle is
+lent all their cores until another job comes (see ``PoolConfig``). ``InferencePool`` is a ``JobQueue``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class PoolConfig:
     ``load()``) that is called once at start, before the worker reports ready. ``cores``: CPU core ids the workers
     are pinned to, ``threads`` each, every worker alone on its own (empty: not pinned). ``lend_idle_cores``: with
     two pinned workers or more, a photo (or a clip's plan or join) that comes while every worker is idle runs alone
-    on all of ``cores``, in the worker holding the first block; jobs that come meanwhile wait for it.
+    on all of ``cores``, in the worker holding the first block; when another job comes, that worker goes back to
+    its own block at the job's next stage, and the others start once it has.
     """
 
     workers: int = 1
