@@ -219,7 +219,10 @@ async def test_compose_stack_answers_a_photo_even_when_its_worker_container_is_k
 ) -> None:
     base = f"http://127.0.0.1:{stack['ANIMEBOT_PORT']}"
     await wait_ready(stack, base, workers=2)
-    consumers = consumers_by_container(stack)
+    # One worker container's processes can fill workers=2 on their own: wait for the other's start-up line too.
+    deadline = time.monotonic() + READY_TIMEOUT
+    while len(consumers := consumers_by_container(stack)) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(1)
     assert len(consumers) == 2, consumers
     port = int(stack["ANIMEBOT_REDIS_PORT"])
     with pytest.raises(redis.AuthenticationError):  # compose's Redis asks for the password
