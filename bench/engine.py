@@ -20,7 +20,6 @@ on; the text above it is kept):
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import statistics
@@ -58,6 +57,7 @@ from animegan.quantize import (
 from animegan.upsampling import generator_size, guided_upsample
 from bench.memory import bare_torch_mb, run_python
 from bench.onnx_fp32 import convert_to_fp32
+from bench.photos import calibration_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "animeganv3_shinkai"
@@ -189,13 +189,7 @@ def avx2_generator_table(args: argparse.Namespace) -> list[str]:
 
 def face_photo(side: int) -> bytes:
     """A one-face photo from the calibration set, resized so its long side is ``side``, as JPEG bytes."""
-    with Image.open(default_calibration_dir() / FACE_PHOTO) as photo:
-        rgb = photo.convert("RGB")
-    scale = side / max(rgb.size)
-    rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    rgb.save(out, "JPEG", quality=92)
-    return out.getvalue()
+    return calibration_jpeg(FACE_PHOTO, side)
 
 
 def timed(step: Callable[[], object], repeats: int) -> float:

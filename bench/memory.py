@@ -136,14 +136,9 @@ def run_python_by_stage(script: str, *args: str, timeout: float = 600) -> Staged
 
 def face_photo(path: Path, side: int = 1024) -> Path:
     """The bench's one-face photo (a calibration portrait) at ``side`` px, saved as JPEG to ``path``."""
-    from PIL import Image
+    from bench.photos import calibration_jpeg
 
-    from animegan.quantize import default_calibration_dir
-
-    with Image.open(default_calibration_dir() / "portrait_man_talking.jpg") as photo:
-        rgb = photo.convert("RGB")
-    scale = side / max(rgb.size)
-    rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS).save(path, quality=92)
+    path.write_bytes(calibration_jpeg("portrait_man_talking.jpg", side))
     return path
 
 

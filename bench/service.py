@@ -73,18 +73,12 @@ for line in sys.stdin:
 
 def face_photos(count: int, folder: Path) -> list[Path]:
     """``count`` face photos of varied shapes at ``SIDE`` px long side, as JPEG files in ``folder``."""
-    from PIL import Image
-
-    from animegan.quantize import default_calibration_dir
+    from bench.photos import calibration_jpeg
 
     paths = []
     for name in FACE_PHOTOS[:count]:
-        with Image.open(default_calibration_dir() / name) as photo:
-            rgb = photo.convert("RGB")
-        scale = SIDE / max(rgb.size)
-        rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
         path = folder / name
-        rgb.save(path, "JPEG", quality=92)
+        path.write_bytes(calibration_jpeg(name, SIDE))
         paths.append(path)
     return paths
 

@@ -8,31 +8,19 @@ the first photo paid for the face detector's first run and OpenVINO's first full
 
 from __future__ import annotations
 
-import io
 import os
 import statistics
 import time
 from pathlib import Path
 
 import aiohttp
-from PIL import Image
 
-from animegan.quantize import default_calibration_dir
+from bench.photos import calibration_jpeg
 from tests.test_serve import free_port, serving
 
 SIDE = 1024
 FIRST, OTHER = "portrait_woman_beach.jpg", "people_pool_hall_portrait.jpg"  # neither is the warm-up's own photo
 MAX_FIRST_RATIO = 1.2
-
-
-def face_photo(name: str) -> bytes:
-    with Image.open(default_calibration_dir() / name) as photo:
-        rgb = photo.convert("RGB")
-    scale = SIDE / max(rgb.size)
-    rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    rgb.save(out, "JPEG", quality=92)
-    return out.getvalue()
 
 
 async def stylize_seconds(session: aiohttp.ClientSession, url: str, photo: bytes) -> float:
@@ -56,7 +44,7 @@ async def test_the_first_photo_after_readyz_costs_no_more_than_the_next(weights_
     }
     for name in ("ANIMEBOT_TELEGRAM_TOKEN", "ANIMEBOT_DISCORD_TOKEN", "ANIMEBOT_REDIS_URL", "ANIMEBOT_WORKING_SIZE"):
         env.pop(name, None)
-    first, other = face_photo(FIRST), face_photo(OTHER)
+    first, other = calibration_jpeg(FIRST, SIDE), calibration_jpeg(OTHER, SIDE)
     url = f"http://127.0.0.1:{port}/api/v1/stylize"
     async with serving(env, port), aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
